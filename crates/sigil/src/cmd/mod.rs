@@ -1,0 +1,23 @@
+//! Subcommand implementations.
+
+mod copy;
+mod inspect;
+mod registry;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, RegistryCommand};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Registry(RegistryCommand::Serve(a)) => registry::serve(a).await,
+        Command::Registry(RegistryCommand::Gc(a)) => registry::gc(a).await,
+        Command::Manifest(a) => inspect::manifest(a).await,
+        Command::Config(a) => inspect::config(a).await,
+        Command::Blob(a) => inspect::blob(a).await,
+        Command::Digest(a) => inspect::digest(a).await,
+        Command::Tags(a) => inspect::tags(a).await,
+        Command::Copy(a) => copy::copy(a).await,
+    }
+}

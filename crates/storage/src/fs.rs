@@ -1,0 +1,1 @@
+//! filesystem backend (to be written)

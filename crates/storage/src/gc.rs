@@ -1,0 +1,1 @@
+//! gc (to be written)
