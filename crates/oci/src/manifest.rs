@@ -86,6 +86,8 @@ impl ImageManifest {
 }
 
 /// A parsed manifest of any supported kind.
+// Parsed once per request and matched immediately; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
     /// An image manifest (OCI or Docker schema2).

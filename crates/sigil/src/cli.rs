@@ -128,6 +128,9 @@ pub struct RegistryOptions {
     /// ~/.docker/config.json).
     #[arg(long, global = true, env = "REGISTRY_AUTH_FILE")]
     pub authfile: Option<PathBuf>,
+    /// Extra PEM CA certificate(s) to trust for registry TLS (repeatable).
+    #[arg(long = "ca-cert", global = true, value_name = "PEM")]
+    pub ca_certs: Vec<PathBuf>,
 }
 
 /// `sigil manifest|config|digest REF`

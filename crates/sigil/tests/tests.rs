@@ -1,1 +1,17 @@
-//! tests
+//! sigil's integration tests, in one binary (`autotests = false`):
+//! - `conformance`: `sigil registry serve` against distribution-spec v1.1.1 and the referrers API;
+//! - `oracles`: interoperability with third-party tools (skopeo, oras-py, Debian's docker-registry);
+//! - `crash`: kill -9 during uploads, then restart on the same data directory;
+//! - `gc`: `sigil registry gc` keeps live content and removes garbage.
+//!
+//! `util` holds the harness. Oracle tests skip when a tool is missing unless `SIGIL_REQUIRE_ORACLES=1`
+//! (`scripts/test.sh` sets it and installs the tools first).
+
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+mod conformance;
+mod crash;
+mod gc;
+mod oracles;

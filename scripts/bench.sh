@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# usage: scripts/bench.sh [--quick] [-- SIGIL-BENCH-ARGS...]
+#
+# THE benchmark command: sigil's embedded registry against Debian's docker-registry 2.8.2, same machine,
+# same run. It
+#   1. installs docker-registry if missing (scripts/install-test-deps.sh when present, else apt-get);
+#   2. builds `cargo build --release -p sigil -p sigil-bench`;
+#   3. starts docker-registry (filesystem storage in a fresh temp dir, deletes enabled, access log off,
+#      output to a log file) and `sigil registry serve` (fresh temp root, SIGIL_LOG=warn unless set) on
+#      free loopback ports, and waits until both answer GET /v2/;
+#   4. runs target/release/sigil-bench --sigil URL --peer URL [--quick] [SIGIL-BENCH-ARGS...]
+#      (manifest GET/s, blob push and pull throughput; see `sigil-bench --help`);
+#   5. stops both servers and deletes the temp dirs on exit (also on Ctrl-C or failure).
+# --quick is a smoke run (1 s phases, small images). Output: a comparison table and a final
+# `BENCH_JSON {...}` line. Exit status 0 even if targets are missed; non-zero only on errors.
+# Environment: BENCH_KEEP=1 keeps the temp dir (logs, storage) for inspection.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+BENCH_ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) BENCH_ARGS+=(--quick) ;;
+    --) shift; BENCH_ARGS+=("$@"); break ;;
+    -h | --help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { echo "bench.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# --- 1. docker-registry ---------------------------------------------------------------------------------------
+if ! command -v docker-registry >/dev/null 2>&1; then
+  if [ -x scripts/install-test-deps.sh ]; then
+    say "docker-registry missing: running scripts/install-test-deps.sh"
+    bash scripts/install-test-deps.sh
+  else
+    sudo=
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    say "docker-registry missing: apt-get install docker-registry"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-registry
+  fi
+fi
+command -v docker-registry >/dev/null 2>&1 || die "docker-registry is still missing"
+command -v curl >/dev/null 2>&1 || die "curl is required"
+
+# --- 2. build -------------------------------------------------------------------------------------------------
+say "cargo build --release -p sigil -p sigil-bench"
+cargo build --release -p sigil -p sigil-bench
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+SIGIL=$TARGET_DIR/release/sigil
+BENCH=$TARGET_DIR/release/sigil-bench
+[ -x "$SIGIL" ] && [ -x "$BENCH" ] || die "release binaries not found under $TARGET_DIR/release"
+
+# --- 3. servers -----------------------------------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sigil-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  local pid i
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for i in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    say "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# free_port [EXCLUDED]: a random loopback port nobody listens on
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    [ "$p" != "${1:-}" ] && ! port_in_use "$p" && { echo "$p"; return 0; }
+  done
+  die "no free port found"
+}
+# wait_v2 NAME URL PID LOG: until GET URL/v2/ answers 200 (max 30 s) while PID lives
+wait_v2() {
+  local code
+  for _ in $(seq 300); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$2/v2/" || true)
+    [ "$code" = 200 ] && return 0
+    if ! kill -0 "$3" 2>/dev/null; then
+      tail -n 30 "$4" >&2 || true
+      die "$1 exited before answering (log above)"
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$4" >&2 || true
+  die "$1 did not answer 200 on $2/v2/ within 30 s (last status $code)"
+}
+
+PEER_PORT=$(free_port)
+mkdir -p "$WORK/peer/storage" "$WORK/sigil/root"
+cat >"$WORK/peer/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/peer/storage
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$PEER_PORT
+  secret: sigil-bench-$PEER_PORT
+EOF
+docker-registry serve "$WORK/peer/config.yml" >"$WORK/peer/registry.log" 2>&1 </dev/null &
+PIDS+=("$!")
+PEER_PID=$!
+PEER_URL=http://127.0.0.1:$PEER_PORT
+wait_v2 docker-registry "$PEER_URL" "$PEER_PID" "$WORK/peer/registry.log"
+PEER_VERSION=$(docker-registry --version 2>/dev/null | awk '{print $NF}')
+
+SIGIL_PORT=$(free_port "$PEER_PORT")
+SIGIL_LOG=${SIGIL_LOG:-warn} "$SIGIL" registry serve --addr "127.0.0.1:$SIGIL_PORT" --root "$WORK/sigil/root" \
+  >"$WORK/sigil/serve.log" 2>&1 </dev/null &
+PIDS+=("$!")
+SIGIL_PID=$!
+SIGIL_URL=http://127.0.0.1:$SIGIL_PORT
+wait_v2 "sigil registry serve" "$SIGIL_URL" "$SIGIL_PID" "$WORK/sigil/serve.log"
+
+say "docker-registry $PEER_VERSION on $PEER_URL (pid $PEER_PID), sigil $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $SIGIL_URL (pid $SIGIL_PID)"
+
+# --- 4. benchmark ---------------------------------------------------------------------------------------------
+status=0
+"$BENCH" --sigil "$SIGIL_URL" --peer "$PEER_URL" --peer-label "docker-registry" "${BENCH_ARGS[@]}" || status=$?
+for pid in "$PEER_PID" "$SIGIL_PID"; do
+  kill -0 "$pid" 2>/dev/null || { say "a server (pid $pid) died during the benchmark"; status=1; }
+done
+exit "$status"
