@@ -145,7 +145,7 @@ SIGIL_PID=$!
 SIGIL_URL=http://127.0.0.1:$SIGIL_PORT
 wait_v2 "sigil registry serve" "$SIGIL_URL" "$SIGIL_PID" "$WORK/sigil/serve.log"
 
-say "docker-registry $PEER_VERSION on $PEER_URL (pid $PEER_PID), sigil $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $SIGIL_URL (pid $SIGIL_PID)"
+say "docker-registry $PEER_VERSION on $PEER_URL (pid $PEER_PID), sigil $(git describe --always --dirty 2>/dev/null || echo "?") on $SIGIL_URL (pid $SIGIL_PID)"
 
 # --- 4. benchmark ---------------------------------------------------------------------------------------------
 status=0

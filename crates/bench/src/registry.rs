@@ -197,7 +197,12 @@ async fn expect_status(resp: Response, want: StatusCode, what: &str) -> Result<B
         .await
         .with_context(|| format!("{what} {url}: reading the body"))?;
     if status != want {
-        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        let text = String::from_utf8_lossy(&body[..body.len().min(600)]);
+        let mut text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let Some((cut, _)) = text.char_indices().nth(200) {
+            text.truncate(cut);
+            text.push_str("...");
+        }
         bail!("{what} {url}: status {status}, expected {want}: {text}");
     }
     Ok(body)

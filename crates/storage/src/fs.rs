@@ -104,10 +104,13 @@ struct Inner {
     /// Upload sessions touched by this process, by id.
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Locks serialising compare-and-set tag updates, by (repository, tag).
-    tag_locks: Mutex<HashMap<(String, String), Arc<Mutex<()>>>>,
+    tag_locks: Mutex<TagLocks>,
     /// Parsed manifest links, by `"<repo>@<digest>"`.
     links: RwLock<HashMap<String, Arc<ManifestLink>>>,
 }
+
+/// Tag locks by (repository, tag).
+type TagLocks = HashMap<(String, String), Arc<Mutex<()>>>;
 
 struct Session {
     repo: String,
@@ -516,7 +519,11 @@ impl Inner {
             .parent()
             .ok_or_else(|| io::Error::other("path without parent"))?;
         self.ensure_dir(parent)?;
-        OpenOptions::new().write(true).create(true).open(path)?;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         sync_dir(parent)
     }
 
@@ -1051,14 +1058,14 @@ impl Inner {
 /// The upload data writer: idle (owning the file and hash state) or busy writing a batch on the
 /// blocking pool.
 enum Writer {
-    Idle(File, Option<Digester>),
+    Idle(Box<(File, Option<Digester>)>),
     Busy(tokio::task::JoinHandle<io::Result<(File, Option<Digester>)>>),
 }
 
 impl Writer {
     async fn idle(self) -> io::Result<(File, Option<Digester>)> {
         match self {
-            Self::Idle(f, h) => Ok((f, h)),
+            Self::Idle(idle) => Ok(*idle),
             Self::Busy(j) => j.await.map_err(io::Error::other)?,
         }
     }
@@ -1123,7 +1130,7 @@ async fn append_task(
     .await
     .map_err(join_error)??;
 
-    let mut writer = Writer::Idle(file, state.hasher.clone());
+    let mut writer = Writer::Idle(Box::new((file, state.hasher.clone())));
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     let mut size = prev;
@@ -1466,5 +1473,840 @@ impl Storage for FsStorage {
     async fn referrers(&self, repo: &str, subject: &Digest) -> Result<Vec<Descriptor>> {
         let (repo, s) = (repo.to_owned(), subject.clone());
         self.run(move |i| i.referrers(&repo, &s)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn body(chunks: Vec<Vec<u8>>) -> ByteStream {
+        Box::pin(futures::stream::iter(
+            chunks.into_iter().map(|c| Ok(Bytes::from(c))),
+        ))
+    }
+
+    fn data(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8))
+            .collect()
+    }
+
+    async fn put_blob(s: &FsStorage, repo: &str, bytes: &[u8]) -> Digest {
+        let id = s.upload_start(repo).await.unwrap();
+        let chunks = bytes.chunks(100_000).map(<[u8]>::to_vec).collect();
+        s.upload_append(repo, &id, Some(0), body(chunks))
+            .await
+            .unwrap();
+        let d = Digest::sha256(bytes);
+        assert_eq!(
+            s.upload_commit(repo, &id, &d).await.unwrap(),
+            bytes.len() as u64
+        );
+        d
+    }
+
+    async fn read_all(r: BlobReader) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut body = r.body;
+        while let Some(c) = body.next().await {
+            out.extend_from_slice(&c.unwrap());
+        }
+        out
+    }
+
+    async fn read(s: &FsStorage, d: &Digest, range: Option<(u64, u64)>) -> Result<Vec<u8>> {
+        let r = s
+            .blob_read(d, range.map(|(start, end)| ByteRange { start, end }))
+            .await?;
+        Ok(read_all(r).await)
+    }
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    fn manifest(json: &str) -> NewManifest {
+        NewManifest {
+            digest: Digest::sha256(json.as_bytes()),
+            media_type: sigil_oci::media_type::OCI_MANIFEST.to_owned(),
+            bytes: Bytes::from(json.to_owned()),
+            referrer: None,
+        }
+    }
+
+    fn referrer_of(subject: &Digest, n: u32) -> NewManifest {
+        let json = format!(
+            r#"{{"schemaVersion":2,"artifactType":"application/x-sig","n":{n},"subject":{{"mediaType":"x","digest":"{subject}","size":1}}}}"#
+        );
+        let mut m = manifest(&json);
+        let mut desc = Descriptor::for_bytes(&m.media_type, json.as_bytes());
+        desc.artifact_type = Some("application/x-sig".to_owned());
+        m.referrer = Some((subject.clone(), desc));
+        m
+    }
+
+    #[tokio::test]
+    async fn upload_commit_read_back_and_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        for len in [0usize, 10, 300_000, 1_500_000] {
+            let bytes = data(len, 7);
+            let d = put_blob(&s, "lib/app", &bytes).await;
+            assert_eq!(s.blob_size(&d).await.unwrap(), Some(len as u64));
+            assert_eq!(read(&s, &d, None).await.unwrap(), bytes);
+            assert!(s.blob_linked("lib/app", &d).await.unwrap());
+            assert!(!s.blob_linked("other", &d).await.unwrap());
+            if len == 0 {
+                assert!(matches!(
+                    read(&s, &d, Some((0, 0))).await,
+                    Err(StorageError::RangeNotSatisfiable { size: 0 })
+                ));
+                continue;
+            }
+            let n = len as u64;
+            assert_eq!(read(&s, &d, Some((0, 0))).await.unwrap(), &bytes[..1]);
+            assert_eq!(read(&s, &d, Some((3, n - 1))).await.unwrap(), &bytes[3..]);
+            let mid = n / 2;
+            assert_eq!(
+                read(&s, &d, Some((mid, n - 2))).await.unwrap(),
+                &bytes[mid as usize..len - 1]
+            );
+            let r = s.blob_read(&d, Some(ByteRange { start: 1, end: 1 })).await;
+            assert_eq!(r.unwrap().size, n, "size is the full blob size");
+            for (a, b) in [(n, n), (0, n), (5, 4), (n + 10, n + 20)] {
+                assert!(
+                    matches!(
+                        read(&s, &d, Some((a, b))).await,
+                        Err(StorageError::RangeNotSatisfiable { size }) if size == n
+                    ),
+                    "range {a}-{b} of {n}"
+                );
+            }
+        }
+        let missing = Digest::sha256(b"missing");
+        assert!(matches!(
+            read(&s, &missing, None).await,
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(s.blob_size(&missing).await.unwrap(), None);
+        // Committed uploads leave nothing behind.
+        assert!(s.upload_list().await.unwrap().is_empty());
+        assert!(files_under(&dir.path().join("tmp")).is_empty());
+        assert!(files_under(&dir.path().join("uploads")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn chunked_append_rejects_wrong_offset_and_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let id = s.upload_start("r").await.unwrap();
+        assert_eq!(s.upload_status("r", &id).await.unwrap().size, 0);
+        assert_eq!(
+            s.upload_append("r", &id, Some(0), body(vec![b"abc".to_vec()]))
+                .await
+                .unwrap(),
+            3
+        );
+        for wrong in [0, 2, 4, 100] {
+            let e = s
+                .upload_append("r", &id, Some(wrong), body(vec![b"XXXX".to_vec()]))
+                .await;
+            assert!(
+                matches!(e, Err(StorageError::RangeNotSatisfiable { size: 3 })),
+                "{e:?}"
+            );
+        }
+        assert_eq!(s.upload_status("r", &id).await.unwrap().size, 3);
+        // Without a start offset the chunk is appended.
+        assert_eq!(
+            s.upload_append("r", &id, None, body(vec![b"de".to_vec(), b"f".to_vec()]))
+                .await
+                .unwrap(),
+            6
+        );
+        let d = Digest::sha256(b"abcdef");
+        assert_eq!(s.upload_commit("r", &id, &d).await.unwrap(), 6);
+        assert_eq!(read(&s, &d, None).await.unwrap(), b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn body_error_truncates_and_restores_hash_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let id = s.upload_start("r").await.unwrap();
+        s.upload_append("r", &id, Some(0), body(vec![b"hello ".to_vec()]))
+            .await
+            .unwrap();
+        let failing: ByteStream = Box::pin(futures::stream::iter(vec![
+            Ok(Bytes::from(vec![b'x'; 700_000])),
+            Ok(Bytes::from_static(b"partial")),
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")),
+        ]));
+        let e = s.upload_append("r", &id, Some(6), failing).await;
+        assert!(matches!(e, Err(StorageError::Body(_))), "{e:?}");
+        assert_eq!(s.upload_status("r", &id).await.unwrap().size, 6);
+        let on_disk = dir.path().join("uploads").join(&id).join("data");
+        assert_eq!(fs::read(&on_disk).unwrap(), b"hello ");
+        s.upload_append("r", &id, Some(6), body(vec![b"world".to_vec()]))
+            .await
+            .unwrap();
+        // The in-memory sha256 must not include the rolled-back bytes.
+        let d = Digest::sha256(b"hello world");
+        assert_eq!(s.upload_commit("r", &id, &d).await.unwrap(), 11);
+        assert_eq!(read(&s, &d, None).await.unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn digest_mismatch_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let id = s.upload_start("r").await.unwrap();
+        s.upload_append("r", &id, None, body(vec![b"content".to_vec()]))
+            .await
+            .unwrap();
+        let claimed = Digest::sha256(b"something else");
+        let e = s.upload_commit("r", &id, &claimed).await;
+        match e {
+            Err(StorageError::DigestMismatch { expected, actual }) => {
+                assert_eq!(expected, claimed.to_string());
+                assert_eq!(actual, Digest::sha256(b"content").to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.blob_size(&claimed).await.unwrap(), None);
+        assert_eq!(
+            s.blob_size(&Digest::sha256(b"content")).await.unwrap(),
+            None
+        );
+        assert!(files_under(&dir.path().join("blobs")).is_empty());
+        assert!(files_under(&dir.path().join("uploads")).is_empty());
+        assert!(s.blob_links("r").await.unwrap().is_empty());
+        assert!(matches!(
+            s.upload_status("r", &id).await,
+            Err(StorageError::UploadUnknown)
+        ));
+    }
+
+    #[tokio::test]
+    async fn sha512_and_unsupported_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let bytes = data(200_000, 3);
+        let id = s.upload_start("r").await.unwrap();
+        s.upload_append("r", &id, None, body(vec![bytes.clone()]))
+            .await
+            .unwrap();
+        let bad = Digest::parse("blake3:abcdef").unwrap();
+        assert!(matches!(
+            s.upload_commit("r", &id, &bad).await,
+            Err(StorageError::UnsupportedDigest(a)) if a == "blake3"
+        ));
+        // The session survives an unsupported algorithm.
+        let d = Digest::compute(&Algorithm::Sha512, &bytes).unwrap();
+        assert_eq!(s.upload_commit("r", &id, &d).await.unwrap(), 200_000);
+        assert_eq!(read(&s, &d, None).await.unwrap(), bytes);
+        assert_eq!(s.blob_list().await.unwrap(), vec![d.clone()]);
+        assert_eq!(s.blob_links("r").await.unwrap(), vec![d]);
+    }
+
+    #[tokio::test]
+    async fn uploads_resume_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let s = FsStorage::open(dir.path()).unwrap();
+            let id = s.upload_start("r").await.unwrap();
+            s.upload_append("r", &id, None, body(vec![b"first ".to_vec()]))
+                .await
+                .unwrap();
+            id
+        };
+        let s = FsStorage::open(dir.path()).unwrap();
+        assert_eq!(s.upload_status("r", &id).await.unwrap().size, 6);
+        assert!(matches!(
+            s.upload_status("other", &id).await,
+            Err(StorageError::UploadUnknown)
+        ));
+        s.upload_append("r", &id, Some(6), body(vec![b"second".to_vec()]))
+            .await
+            .unwrap();
+        let wrong = Digest::sha256(b"first");
+        assert!(matches!(
+            s.upload_commit("r", &id, &wrong).await,
+            Err(StorageError::DigestMismatch { .. })
+        ));
+        // Mismatch removed the session; start again and commit properly after another restart.
+        let id = s.upload_start("r").await.unwrap();
+        s.upload_append("r", &id, None, body(vec![b"first ".to_vec()]))
+            .await
+            .unwrap();
+        drop(s);
+        let s = FsStorage::open(dir.path()).unwrap();
+        s.upload_append("r", &id, Some(6), body(vec![b"second".to_vec()]))
+            .await
+            .unwrap();
+        let d = Digest::sha256(b"first second");
+        assert_eq!(s.upload_commit("r", &id, &d).await.unwrap(), 12);
+        assert_eq!(read(&s, &d, None).await.unwrap(), b"first second");
+    }
+
+    #[tokio::test]
+    async fn blobs_are_deduplicated_across_repositories() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let bytes = data(50_000, 1);
+        let d1 = put_blob(&s, "a", &bytes).await;
+        let d2 = put_blob(&s, "b/c", &bytes).await;
+        assert_eq!(d1, d2);
+        assert_eq!(files_under(&dir.path().join("blobs")).len(), 1);
+        assert_eq!(s.blob_list().await.unwrap(), vec![d1.clone()]);
+        assert_eq!(s.blob_links("a").await.unwrap(), vec![d1.clone()]);
+        assert_eq!(s.blob_links("b/c").await.unwrap(), vec![d1.clone()]);
+        // Mount into a third repository; unlink from one leaves the others.
+        s.blob_link("d", &d1).await.unwrap();
+        assert!(s.blob_linked("d", &d1).await.unwrap());
+        assert!(s.blob_unlink("a", &d1).await.unwrap());
+        assert!(!s.blob_unlink("a", &d1).await.unwrap());
+        assert!(!s.blob_linked("a", &d1).await.unwrap());
+        assert!(s.blob_linked("b/c", &d1).await.unwrap());
+        assert!(matches!(
+            s.blob_link("d", &Digest::sha256(b"nope")).await,
+            Err(StorageError::NotFound)
+        ));
+        // Removing the global blob makes links dangle: no longer "linked".
+        assert!(s.blob_remove(&d1).await.unwrap());
+        assert!(!s.blob_remove(&d1).await.unwrap());
+        assert!(!s.blob_linked("b/c", &d1).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_uploads_of_the_same_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let bytes = Arc::new(data(2_000_000, 9));
+        let d = Digest::sha256(&bytes);
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (s, bytes, d) = (s.clone(), Arc::clone(&bytes), d.clone());
+            tasks.push(tokio::spawn(async move {
+                let repo = format!("repo{}", i % 3);
+                let id = s.upload_start(&repo).await.unwrap();
+                let mut offset = 0u64;
+                for chunk in bytes.chunks(300_000) {
+                    offset = s
+                        .upload_append(&repo, &id, Some(offset), body(vec![chunk.to_vec()]))
+                        .await
+                        .unwrap();
+                }
+                s.upload_commit(&repo, &id, &d).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 2_000_000);
+        }
+        assert_eq!(read(&s, &d, None).await.unwrap(), *bytes);
+        assert_eq!(files_under(&dir.path().join("blobs")).len(), 1);
+        assert!(files_under(&dir.path().join("uploads")).is_empty());
+        assert!(files_under(&dir.path().join("tmp")).is_empty());
+        for r in ["repo0", "repo1", "repo2"] {
+            assert!(s.blob_linked(r, &d).await.unwrap());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_to_one_session_do_not_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let id = s.upload_start("r").await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..10u8 {
+            let (s, id) = (s.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                // Each body is many small chunks of one byte value.
+                let chunks = (0..50).map(|_| vec![b'a' + i; 1000]).collect();
+                s.upload_append("r", &id, None, body(chunks)).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let on_disk = fs::read(dir.path().join("uploads").join(&id).join("data")).unwrap();
+        assert_eq!(on_disk.len(), 500_000);
+        for block in on_disk.chunks(50_000) {
+            assert!(block.iter().all(|b| *b == block[0]), "interleaved append");
+        }
+        let d = Digest::sha256(&on_disk);
+        assert_eq!(s.upload_commit("r", &id, &d).await.unwrap(), 500_000);
+    }
+
+    #[tokio::test]
+    async fn upload_list_and_cancel() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let a = s.upload_start("x/a").await.unwrap();
+        let b = s.upload_start("y").await.unwrap();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        let list = s.upload_list().await.unwrap();
+        let mut got: Vec<(String, String)> = list
+            .iter()
+            .map(|(r, i, _)| (r.clone(), i.clone()))
+            .collect();
+        got.sort();
+        let mut want = vec![("x/a".to_owned(), a.clone()), ("y".to_owned(), b.clone())];
+        want.sort();
+        assert_eq!(got, want);
+        assert!(list.iter().all(|(_, _, age)| *age < 60));
+        assert!(matches!(
+            s.upload_cancel("y", &a).await,
+            Err(StorageError::UploadUnknown)
+        ));
+        s.upload_cancel("x/a", &a).await.unwrap();
+        assert!(matches!(
+            s.upload_cancel("x/a", &a).await,
+            Err(StorageError::UploadUnknown)
+        ));
+        assert!(matches!(
+            s.upload_append("x/a", &a, None, body(vec![b"z".to_vec()]))
+                .await,
+            Err(StorageError::UploadUnknown)
+        ));
+        let list = s.upload_list().await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].1, b);
+    }
+
+    #[tokio::test]
+    async fn manifest_put_get_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let img = manifest(r#"{"schemaVersion":2,"config":{}}"#);
+        s.manifest_put("r", img.clone(), Some(("v1", TagCondition::Any)))
+            .await
+            .unwrap();
+        s.manifest_put("r", img.clone(), Some(("v2", TagCondition::Any)))
+            .await
+            .unwrap();
+        let other = manifest(r#"{"schemaVersion":2,"other":true}"#);
+        s.manifest_put("r", other.clone(), Some(("keep", TagCondition::Any)))
+            .await
+            .unwrap();
+        let sig = referrer_of(&img.digest, 1);
+        s.manifest_put("r", sig.clone(), None).await.unwrap();
+
+        let got = s.manifest_get("r", &img.digest).await.unwrap().unwrap();
+        assert_eq!(got.bytes, img.bytes);
+        assert_eq!(got.media_type, img.media_type);
+        assert_eq!(got.digest, img.digest);
+        assert!(
+            s.manifest_get("other", &img.digest)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            s.tag_get("r", "v1").await.unwrap(),
+            Some(img.digest.clone())
+        );
+        assert_eq!(s.tag_list("r").await.unwrap(), ["keep", "v1", "v2"]);
+        let mut all = vec![img.digest.clone(), other.digest.clone(), sig.digest.clone()];
+        all.sort();
+        assert_eq!(s.manifest_list("r").await.unwrap(), all);
+        assert_eq!(s.referrers("r", &img.digest).await.unwrap().len(), 1);
+        assert_eq!(s.referrers("r", &sig.digest).await.unwrap().len(), 0);
+
+        // Deleting the referrer removes its entry.
+        assert!(s.manifest_delete("r", &sig.digest).await.unwrap());
+        assert!(s.referrers("r", &img.digest).await.unwrap().is_empty());
+        let entries = files_under(&dir.path().join("repos/r/_referrers"));
+        assert!(entries.is_empty(), "{entries:?}");
+
+        // Deleting the image removes every tag pointing at it, only those.
+        assert!(s.manifest_delete("r", &img.digest).await.unwrap());
+        assert!(!s.manifest_delete("r", &img.digest).await.unwrap());
+        assert!(s.manifest_get("r", &img.digest).await.unwrap().is_none());
+        assert_eq!(s.tag_get("r", "v1").await.unwrap(), None);
+        assert_eq!(s.tag_get("r", "v2").await.unwrap(), None);
+        assert_eq!(s.tag_list("r").await.unwrap(), ["keep"]);
+        assert_eq!(
+            s.manifest_list("r").await.unwrap(),
+            vec![other.digest.clone()]
+        );
+        // The bytes stay in the global store until GC.
+        assert!(s.blob_size(&img.digest).await.unwrap().is_some());
+        // Re-pushing restores it.
+        s.manifest_put("r", img.clone(), None).await.unwrap();
+        assert!(s.manifest_get("r", &img.digest).await.unwrap().is_some());
+
+        // tag_delete.
+        assert!(s.tag_delete("r", "keep").await.unwrap());
+        assert!(!s.tag_delete("r", "keep").await.unwrap());
+        assert!(s.tag_list("r").await.unwrap().is_empty());
+        assert!(s.manifest_get("r", &other.digest).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn manifest_put_rejects_wrong_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let mut m = manifest("{}");
+        m.digest = Digest::sha256(b"[]");
+        assert!(matches!(
+            s.manifest_put("r", m.clone(), None).await,
+            Err(StorageError::DigestMismatch { .. })
+        ));
+        assert!(s.manifest_get("r", &m.digest).await.unwrap().is_none());
+        assert!(files_under(&dir.path().join("blobs")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn manifest_get_sees_external_deletion_despite_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let m = manifest(r#"{"a":1}"#);
+        s.manifest_put("r", m.clone(), None).await.unwrap();
+        assert!(s.manifest_get("r", &m.digest).await.unwrap().is_some());
+        // Another process (a second FsStorage on the same root) deletes it.
+        let other = FsStorage::open(dir.path()).unwrap();
+        assert!(other.manifest_delete("r", &m.digest).await.unwrap());
+        assert!(s.manifest_get("r", &m.digest).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn referrers_are_sorted_and_skip_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        // The subject need not exist.
+        let subject = Digest::sha256(b"subject");
+        let refs: Vec<NewManifest> = (0..5).map(|n| referrer_of(&subject, n)).collect();
+        for r in &refs {
+            s.manifest_put("r", r.clone(), None).await.unwrap();
+        }
+        // Another repository's referrers are separate.
+        s.manifest_put("q", referrer_of(&subject, 99), None)
+            .await
+            .unwrap();
+        let got = s.referrers("r", &subject).await.unwrap();
+        let mut want: Vec<Descriptor> =
+            refs.iter().map(|r| r.referrer.clone().unwrap().1).collect();
+        want.sort_by_key(|d| d.digest.to_string());
+        assert_eq!(got, want);
+        assert_eq!(got[0].artifact_type.as_deref(), Some("application/x-sig"));
+        // A referrer whose link disappeared (say a crash between removals) is skipped.
+        let gone = &want[2].digest;
+        fs::remove_file(Inner::manifest_link(&dir.path().join("repos/r"), gone)).unwrap();
+        let got = s.referrers("r", &subject).await.unwrap();
+        assert_eq!(got.len(), 4);
+        assert!(got.iter().all(|d| &d.digest != gone));
+        assert!(
+            s.referrers("r", &Digest::sha256(b"none"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn tag_conditions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let m1 = manifest(r#"{"v":1}"#);
+        let m2 = manifest(r#"{"v":2}"#);
+        let m3 = manifest(r#"{"v":3}"#);
+        let (d1, d2, d3) = (m1.digest.clone(), m2.digest.clone(), m3.digest.clone());
+        let failed = |r: Result<()>, want: Option<&Digest>| match r {
+            Err(StorageError::PreconditionFailed { current }) => {
+                assert_eq!(current, want.map(ToString::to_string));
+            }
+            other => panic!("expected PreconditionFailed, got {other:?}"),
+        };
+
+        failed(
+            s.manifest_put("r", m1.clone(), Some(("t", TagCondition::Exists)))
+                .await,
+            None,
+        );
+        failed(
+            s.manifest_put(
+                "r",
+                m1.clone(),
+                Some(("t", TagCondition::CurrentIs(vec![d1.clone()]))),
+            )
+            .await,
+            None,
+        );
+        // The manifest is stored even though the tag update failed.
+        assert!(s.manifest_get("r", &d1).await.unwrap().is_some());
+        assert_eq!(s.tag_get("r", "t").await.unwrap(), None);
+
+        s.manifest_put("r", m1.clone(), Some(("t", TagCondition::Absent)))
+            .await
+            .unwrap();
+        assert_eq!(s.tag_get("r", "t").await.unwrap(), Some(d1.clone()));
+        // Absent fails even when the tag already points at the same manifest.
+        failed(
+            s.manifest_put("r", m1.clone(), Some(("t", TagCondition::Absent)))
+                .await,
+            Some(&d1),
+        );
+        failed(
+            s.manifest_put("r", m2.clone(), Some(("t", TagCondition::Absent)))
+                .await,
+            Some(&d1),
+        );
+        failed(
+            s.manifest_put(
+                "r",
+                m2.clone(),
+                Some(("t", TagCondition::CurrentIs(vec![d2.clone(), d3.clone()]))),
+            )
+            .await,
+            Some(&d1),
+        );
+        assert_eq!(s.tag_get("r", "t").await.unwrap(), Some(d1.clone()));
+        s.manifest_put(
+            "r",
+            m2.clone(),
+            Some(("t", TagCondition::CurrentIs(vec![d3.clone(), d1.clone()]))),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.tag_get("r", "t").await.unwrap(), Some(d2.clone()));
+        failed(
+            s.manifest_put(
+                "r",
+                m3.clone(),
+                Some(("t", TagCondition::CurrentIsNot(vec![d2.clone()]))),
+            )
+            .await,
+            Some(&d2),
+        );
+        s.manifest_put(
+            "r",
+            m3.clone(),
+            Some(("t", TagCondition::CurrentIsNot(vec![d1.clone()]))),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.tag_get("r", "t").await.unwrap(), Some(d3.clone()));
+        s.manifest_put("r", m1.clone(), Some(("t", TagCondition::Exists)))
+            .await
+            .unwrap();
+        assert_eq!(s.tag_get("r", "t").await.unwrap(), Some(d1.clone()));
+        // CurrentIsNot holds for an absent tag.
+        s.manifest_put(
+            "r",
+            m2.clone(),
+            Some(("u", TagCondition::CurrentIsNot(vec![d2.clone()]))),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.tag_get("r", "u").await.unwrap(), Some(d2));
+        // No temporary files left behind by failed conditions.
+        assert!(files_under(&dir.path().join("tmp")).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_compare_and_set_loses_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..20u32 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut retries = 0u32;
+                loop {
+                    let current = s.tag_get("r", "list").await.unwrap();
+                    let mut items: Vec<u32> = match &current {
+                        Some(d) => {
+                            let m = s.manifest_get("r", d).await.unwrap().unwrap();
+                            serde_json::from_slice(&m.bytes).unwrap()
+                        }
+                        None => Vec::new(),
+                    };
+                    items.push(i);
+                    let json = serde_json::to_string(&items).unwrap();
+                    let cond = match current {
+                        Some(d) => TagCondition::CurrentIs(vec![d]),
+                        None => TagCondition::Absent,
+                    };
+                    match s
+                        .manifest_put("r", manifest(&json), Some(("list", cond)))
+                        .await
+                    {
+                        Ok(()) => return retries,
+                        Err(StorageError::PreconditionFailed { .. }) => retries += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }));
+        }
+        let mut total_retries = 0;
+        for t in tasks {
+            total_retries += t.await.unwrap();
+        }
+        let d = s.tag_get("r", "list").await.unwrap().unwrap();
+        let m = s.manifest_get("r", &d).await.unwrap().unwrap();
+        let mut items: Vec<u32> = serde_json::from_slice(&m.bytes).unwrap();
+        items.sort_unstable();
+        assert_eq!(
+            items,
+            (0..20).collect::<Vec<_>>(),
+            "retries: {total_retries}"
+        );
+    }
+
+    #[tokio::test]
+    async fn path_traversal_is_rejected() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("root");
+        let s = FsStorage::open(&root).unwrap();
+        let m = manifest("{}");
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/../b",
+            "a/..",
+            "/abs",
+            "a//b",
+            "a/",
+            "_x",
+            "a/_manifests",
+            "a/_tags",
+            ".hidden",
+            "a/.b",
+            "A",
+            "a\\b",
+            "a\0b",
+        ] {
+            assert!(s.upload_start(bad).await.is_err(), "{bad:?}");
+            assert!(s.blob_links(bad).await.is_err(), "{bad:?}");
+            assert!(s.tag_list(bad).await.is_err(), "{bad:?}");
+            assert!(
+                s.manifest_put(bad, m.clone(), None).await.is_err(),
+                "{bad:?}"
+            );
+            assert!(s.manifest_get(bad, &m.digest).await.is_err(), "{bad:?}");
+            assert!(s.repository_exists(bad).await.is_err(), "{bad:?}");
+        }
+        for bad_tag in ["../x", "a/b", ".x", "-x", "", "x y"] {
+            assert!(
+                s.manifest_put("r", m.clone(), Some((bad_tag, TagCondition::Any)))
+                    .await
+                    .is_err(),
+                "{bad_tag:?}"
+            );
+            assert_eq!(s.tag_get("r", bad_tag).await.unwrap(), None);
+            assert!(!s.tag_delete("r", bad_tag).await.unwrap());
+        }
+        for bad_id in ["../../tmp", "", "ABCDEF0123456789ABCDEF0123456789", "0123"] {
+            assert!(matches!(
+                s.upload_status("r", bad_id).await,
+                Err(StorageError::UploadUnknown)
+            ));
+            assert!(matches!(
+                s.upload_append("r", bad_id, None, body(vec![b"x".to_vec()]))
+                    .await,
+                Err(StorageError::UploadUnknown)
+            ));
+        }
+        // Nothing was created next to the root.
+        let siblings: Vec<_> = fs::read_dir(outer.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(siblings, vec![std::ffi::OsString::from("root")]);
+        assert!(s.tag_list("r").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn repositories_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        assert!(s.repositories().await.unwrap().is_empty());
+        put_blob(&s, "a", b"1").await;
+        s.manifest_put("a/b", manifest(r#"{"x":1}"#), None)
+            .await
+            .unwrap();
+        s.manifest_put(
+            "c/d/e",
+            manifest(r#"{"x":2}"#),
+            Some(("t", TagCondition::Any)),
+        )
+        .await
+        .unwrap();
+        s.upload_start("only/upload").await.unwrap();
+        assert_eq!(s.repositories().await.unwrap(), ["a", "a/b", "c/d/e"]);
+        for (repo, exists) in [
+            ("a", true),
+            ("a/b", true),
+            ("c/d/e", true),
+            ("c/d", false),
+            ("c", false),
+            ("zzz", false),
+            ("only/upload", true),
+            ("only", false),
+        ] {
+            assert_eq!(s.repository_exists(repo).await.unwrap(), exists, "{repo}");
+        }
+    }
+
+    #[tokio::test]
+    async fn stale_temporary_files_are_cleaned_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(FsStorage::open(dir.path()).unwrap());
+        let tmp = dir.path().join("tmp");
+        let old = tmp.join("old.tmp");
+        let fresh = tmp.join("fresh.tmp");
+        fs::write(&old, b"partial").unwrap();
+        fs::write(&fresh, b"in use").unwrap();
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
+        drop(FsStorage::open(dir.path()).unwrap());
+        assert!(!old.exists());
+        assert!(fresh.exists());
+    }
+
+    #[tokio::test]
+    async fn linking_and_recommitting_refresh_blob_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let d = put_blob(&s, "a", b"aging").await;
+        let path = s.inner.blob_path(&d);
+        let age_back = || {
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(7200))
+                .unwrap();
+        };
+        age_back();
+        assert!(s.blob_age_secs(&d).await.unwrap().unwrap() >= 7199);
+        s.blob_link("b", &d).await.unwrap();
+        assert!(s.blob_age_secs(&d).await.unwrap().unwrap() < 60);
+        age_back();
+        put_blob(&s, "c", b"aging").await;
+        assert!(s.blob_age_secs(&d).await.unwrap().unwrap() < 60);
+        assert_eq!(s.blob_age_secs(&Digest::sha256(b"x")).await.unwrap(), None);
     }
 }

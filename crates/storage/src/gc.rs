@@ -248,3 +248,363 @@ async fn collect_repository(
     referenced.extend(reachable);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+    use sigil_oci::Descriptor;
+    use sigil_oci::media_type as mt;
+
+    use super::*;
+    use crate::fs::FsStorage;
+    use crate::{ByteStream, NewManifest, TagCondition};
+
+    const REPO: &str = "app";
+
+    async fn blob(s: &FsStorage, repo: &str, bytes: &[u8]) -> Descriptor {
+        let id = s.upload_start(repo).await.unwrap();
+        let body: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::copy_from_slice(
+            bytes,
+        ))]));
+        s.upload_append(repo, &id, None, body).await.unwrap();
+        let d = Digest::sha256(bytes);
+        s.upload_commit(repo, &id, &d).await.unwrap();
+        Descriptor::for_bytes(mt::OCI_LAYER_GZIP, bytes)
+    }
+
+    fn json_desc(d: &Descriptor) -> String {
+        serde_json::to_string(d).unwrap()
+    }
+
+    /// Pushes an image manifest (config + layers, optional subject); returns its descriptor.
+    async fn image(
+        s: &FsStorage,
+        repo: &str,
+        name: &str,
+        subject: Option<&Descriptor>,
+        tag: Option<&str>,
+    ) -> (Descriptor, Vec<Descriptor>) {
+        let config = blob(s, repo, format!("config of {name}").as_bytes()).await;
+        let layer = blob(s, repo, format!("layer of {name}").as_bytes()).await;
+        let subject_json = subject
+            .map(|d| format!(r#","subject":{}"#, json_desc(d)))
+            .unwrap_or_default();
+        let json = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{},"layers":[{}]{subject_json}}}"#,
+            mt::OCI_MANIFEST,
+            json_desc(&config),
+            json_desc(&layer)
+        );
+        let desc = Descriptor::for_bytes(mt::OCI_MANIFEST, json.as_bytes());
+        let m = NewManifest {
+            digest: desc.digest.clone(),
+            media_type: mt::OCI_MANIFEST.to_owned(),
+            bytes: Bytes::from(json),
+            referrer: subject.map(|sub| (sub.digest.clone(), desc.clone())),
+        };
+        s.manifest_put(repo, m, tag.map(|t| (t, TagCondition::Any)))
+            .await
+            .unwrap();
+        (desc, vec![config, layer])
+    }
+
+    async fn index(s: &FsStorage, repo: &str, children: &[&Descriptor], tag: &str) -> Descriptor {
+        let list: Vec<String> = children.iter().map(|d| json_desc(d)).collect();
+        let json = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#,
+            mt::OCI_INDEX,
+            list.join(",")
+        );
+        let desc = Descriptor::for_bytes(mt::OCI_INDEX, json.as_bytes());
+        let m = NewManifest {
+            digest: desc.digest.clone(),
+            media_type: mt::OCI_INDEX.to_owned(),
+            bytes: Bytes::from(json),
+            referrer: None,
+        };
+        s.manifest_put(repo, m, Some((tag, TagCondition::Any)))
+            .await
+            .unwrap();
+        desc
+    }
+
+    fn now() -> GcOptions {
+        GcOptions::default()
+    }
+
+    async fn present(s: &FsStorage, repo: &str, d: &Descriptor) -> bool {
+        s.blob_size(&d.digest).await.unwrap().is_some()
+            && (s.manifest_get(repo, &d.digest).await.unwrap().is_some()
+                || s.blob_linked(repo, &d.digest).await.unwrap())
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        s: FsStorage,
+        tagged: (Descriptor, Vec<Descriptor>),
+        sig: (Descriptor, Vec<Descriptor>),
+        sig_of_sig: (Descriptor, Vec<Descriptor>),
+        untagged: (Descriptor, Vec<Descriptor>),
+        stray: Descriptor,
+        orphan: (Descriptor, Vec<Descriptor>),
+        orphan_sig: (Descriptor, Vec<Descriptor>),
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let tagged = image(&s, REPO, "tagged", None, Some("latest")).await;
+        let sig = image(&s, REPO, "sig", Some(&tagged.0), None).await;
+        let sig_of_sig = image(&s, REPO, "sig2", Some(&sig.0), None).await;
+        let untagged = image(&s, REPO, "untagged", None, None).await;
+        let stray = blob(&s, REPO, b"stray blob").await;
+        let missing = Descriptor::for_bytes(mt::OCI_MANIFEST, b"never pushed");
+        let orphan = image(&s, REPO, "orphan", Some(&missing), None).await;
+        let orphan_sig = image(&s, REPO, "orphan-sig", Some(&orphan.0), None).await;
+        // A stale upload.
+        s.upload_start(REPO).await.unwrap();
+        Fixture {
+            _dir: dir,
+            s,
+            tagged,
+            sig,
+            sig_of_sig,
+            untagged,
+            stray,
+            orphan,
+            orphan_sig,
+        }
+    }
+
+    fn all_of(x: &(Descriptor, Vec<Descriptor>)) -> Vec<&Descriptor> {
+        std::iter::once(&x.0).chain(&x.1).collect()
+    }
+
+    #[tokio::test]
+    async fn keeps_tagged_images_and_referrer_chains_and_removes_garbage() {
+        let f = fixture().await;
+        let s = &f.s;
+        let report = collect_garbage(s, &now()).await.unwrap();
+
+        for kept in [&f.tagged, &f.sig, &f.sig_of_sig, &f.orphan, &f.orphan_sig] {
+            for d in all_of(kept) {
+                assert!(present(s, REPO, d).await, "{} was removed", d.digest);
+            }
+        }
+        assert_eq!(
+            s.tag_get(REPO, "latest").await.unwrap(),
+            Some(f.tagged.0.digest.clone())
+        );
+        assert_eq!(
+            s.referrers(REPO, &f.tagged.0.digest).await.unwrap(),
+            vec![f.sig.0.clone()]
+        );
+        assert_eq!(
+            s.referrers(REPO, &f.sig.0.digest).await.unwrap(),
+            vec![f.sig_of_sig.0.clone()]
+        );
+
+        assert_eq!(
+            report.manifests_removed,
+            vec![(REPO.to_owned(), f.untagged.0.digest.clone())]
+        );
+        let mut gone: Vec<Digest> = all_of(&f.untagged)
+            .into_iter()
+            .chain([&f.stray])
+            .map(|d| d.digest.clone())
+            .collect();
+        gone.sort();
+        assert_eq!(report.blobs_removed, gone);
+        let freed: u64 = all_of(&f.untagged).iter().map(|d| d.size).sum::<u64>() + f.stray.size;
+        assert_eq!(report.bytes_freed, freed);
+        assert_eq!(report.uploads_removed, 1);
+        for d in &gone {
+            assert_eq!(s.blob_size(d).await.unwrap(), None);
+            assert!(!s.blob_linked(REPO, d).await.unwrap());
+        }
+        assert!(
+            s.manifest_get(REPO, &f.untagged.0.digest)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.upload_list().await.unwrap().is_empty());
+
+        // A second run finds nothing more.
+        let again = collect_garbage(s, &now()).await.unwrap();
+        assert_eq!(again, GcReport::default());
+    }
+
+    #[tokio::test]
+    async fn deletes_orphan_referrers_when_asked() {
+        let f = fixture().await;
+        let s = &f.s;
+        let opts = GcOptions {
+            delete_orphan_referrers: true,
+            ..now()
+        };
+        let report = collect_garbage(s, &opts).await.unwrap();
+        let mut removed: Vec<Digest> = report
+            .manifests_removed
+            .iter()
+            .map(|(r, d)| {
+                assert_eq!(r, REPO);
+                d.clone()
+            })
+            .collect();
+        removed.sort();
+        let mut want = vec![
+            f.untagged.0.digest.clone(),
+            f.orphan.0.digest.clone(),
+            f.orphan_sig.0.digest.clone(),
+        ];
+        want.sort();
+        assert_eq!(removed, want);
+        for d in all_of(&f.orphan).into_iter().chain(all_of(&f.orphan_sig)) {
+            assert_eq!(s.blob_size(&d.digest).await.unwrap(), None, "{}", d.digest);
+        }
+        // Referrers whose subject exists survive.
+        for d in all_of(&f.sig).into_iter().chain(all_of(&f.sig_of_sig)) {
+            assert!(present(s, REPO, d).await);
+        }
+    }
+
+    #[tokio::test]
+    async fn dry_run_changes_nothing_and_predicts_the_real_run() {
+        let f = fixture().await;
+        let s = &f.s;
+        let snapshot = |s: &FsStorage| {
+            let s = s.clone();
+            async move {
+                (
+                    s.manifest_list(REPO).await.unwrap(),
+                    s.blob_list().await.unwrap(),
+                    s.blob_links(REPO).await.unwrap(),
+                    s.tag_list(REPO).await.unwrap(),
+                    s.upload_list().await.unwrap().len(),
+                )
+            }
+        };
+        let before = snapshot(s).await;
+        let dry = collect_garbage(
+            s,
+            &GcOptions {
+                dry_run: true,
+                ..now()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(snapshot(s).await, before);
+        assert!(!dry.blobs_removed.is_empty());
+        assert_eq!(dry.manifests_removed.len(), 1);
+        let real = collect_garbage(s, &now()).await.unwrap();
+        assert_eq!(real, dry);
+        assert_ne!(snapshot(s).await, before);
+    }
+
+    #[tokio::test]
+    async fn grace_period_protects_recent_content() {
+        let f = fixture().await;
+        let s = &f.s;
+        let report = collect_garbage(
+            s,
+            &GcOptions {
+                grace_secs: 3600,
+                ..now()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report, GcReport::default());
+        assert!(present(s, REPO, &f.untagged.0).await);
+        assert!(present(s, REPO, &f.stray).await);
+        assert_eq!(s.upload_list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn index_children_and_shared_blobs_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let amd = image(&s, REPO, "amd64", None, None).await;
+        let arm = image(&s, REPO, "arm64", None, None).await;
+        index(&s, REPO, &[&amd.0, &arm.0], "multi").await;
+        // The same content in another repository, untagged there: removed there, kept globally.
+        let other = image(&s, "other", "amd64", None, None).await;
+        assert_eq!(other.0.digest, amd.0.digest);
+
+        let report = collect_garbage(&s, &now()).await.unwrap();
+        assert_eq!(
+            report.manifests_removed,
+            vec![("other".to_owned(), amd.0.digest.clone())]
+        );
+        assert!(report.blobs_removed.is_empty(), "{report:?}");
+        for d in all_of(&amd).into_iter().chain(all_of(&arm)) {
+            assert!(present(&s, REPO, d).await, "{}", d.digest);
+        }
+        assert!(s.blob_links("other").await.unwrap().is_empty());
+        assert!(s.manifest_list("other").await.unwrap().is_empty());
+
+        // Untag the index: everything goes.
+        s.tag_delete(REPO, "multi").await.unwrap();
+        let report = collect_garbage(&s, &now()).await.unwrap();
+        assert_eq!(report.manifests_removed.len(), 3);
+        assert_eq!(report.blobs_removed.len(), 7, "{report:?}");
+        assert!(s.blob_list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unparseable_manifest_keeps_repository_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        let layer = blob(&s, REPO, b"mystery layer").await;
+        let bytes = Bytes::from_static(b"not json at all");
+        let m = NewManifest {
+            digest: Digest::sha256(&bytes),
+            media_type: "application/x-custom".to_owned(),
+            bytes,
+            referrer: None,
+        };
+        s.manifest_put(REPO, m.clone(), Some(("t", TagCondition::Any)))
+            .await
+            .unwrap();
+        let report = collect_garbage(&s, &now()).await.unwrap();
+        assert_eq!(report, GcReport::default());
+        assert!(s.blob_linked(REPO, &layer.digest).await.unwrap());
+        assert!(s.manifest_get(REPO, &m.digest).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn report_serialises_to_json() {
+        let r = GcReport {
+            manifests_removed: vec![("a".to_owned(), Digest::sha256(b"x"))],
+            blobs_removed: vec![Digest::sha256(b"y")],
+            bytes_freed: 5,
+            uploads_removed: 2,
+        };
+        let v: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["manifests_removed"][0][0], "a");
+        assert_eq!(
+            v["manifests_removed"][0][1],
+            Digest::sha256(b"x").to_string()
+        );
+        assert_eq!(v["bytes_freed"], 5);
+        assert_eq!(v["uploads_removed"], 2);
+    }
+
+    #[test]
+    fn parses_references_of_all_manifest_kinds() {
+        let d = Digest::sha256(b"x");
+        let desc = format!(r#"{{"mediaType":"m","digest":"{d}","size":1}}"#);
+        let artifact = format!(r#"{{"blobs":[{desc}],"subject":{desc}}}"#);
+        let r = parse_refs(artifact.as_bytes()).unwrap();
+        assert_eq!(r.blobs, vec![d.clone()]);
+        assert_eq!(r.subject, Some(d));
+        let idx = format!(r#"{{"manifests":[{desc},{desc}]}}"#);
+        assert_eq!(parse_refs(idx.as_bytes()).unwrap().children.len(), 2);
+        assert!(parse_refs(br#"{"layers":[{"digest":"bogus"}]}"#).is_none());
+        assert!(parse_refs(b"[]").is_none());
+    }
+}
