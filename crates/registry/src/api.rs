@@ -78,7 +78,7 @@ fn check_name(name: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::new(ErrorCode::NameInvalid, e.to_string()))
 }
 
-fn header_str<'h>(h: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -917,11 +917,11 @@ fn condition_holds(c: &TagCondition, current: &[Digest]) -> bool {
     }
 }
 
+/// Where the next page of a listing starts: (n, last).
+type NextPage = (usize, String);
+
 /// Applies `n` / `last` to a sorted list. Returns the page and, when more remain, (n, last) for `Link`.
-fn paginate(
-    items: Vec<String>,
-    q: &Query<'_>,
-) -> ApiResult<(Vec<String>, Option<(usize, String)>)> {
+fn paginate(items: Vec<String>, q: &Query<'_>) -> ApiResult<(Vec<String>, Option<NextPage>)> {
     let n = match query_get(q, "n") {
         Some(v) => Some(v.parse::<usize>().map_err(|_| {
             ApiError::new(ErrorCode::Unsupported, format!("invalid n {v:?}"))
