@@ -996,7 +996,7 @@ mod tests {
         assert!(condition_holds(&TagCondition::Absent, &[]));
         assert!(!condition_holds(
             &TagCondition::CurrentIs(vec![]),
-            &[d.clone()]
+            std::slice::from_ref(&d)
         ));
         assert!(etag_list_matches(&format!("W/{}, \"junk\"", etag(&d)), &d));
     }
