@@ -84,6 +84,7 @@ pub fn validate_tag(tag: &str) -> Result<(), OciError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -154,6 +154,7 @@ impl FromStr for Platform {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn p(s: &str) -> Platform {

@@ -47,6 +47,14 @@ pub enum Command {
     Tags(TagsArgs),
     /// Copy an image or index between registries and OCI layouts (`oci:PATH[:TAG]`).
     Copy(CopyArgs),
+    /// Attach files to an image as an OCI 1.1 artifact (a referrer of the image).
+    Attach(AttachArgs),
+    /// List an image's referrers, recursively (like `oras discover`).
+    Discover(DiscoverArgs),
+    /// Write an artifact's files into a directory by their titles.
+    Pull(PullArgs),
+    /// Delete a manifest (and with --referrers everything that refers to it).
+    Delete(DeleteArgs),
 }
 
 /// `sigil registry ...`
@@ -182,6 +190,124 @@ pub struct CopyArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also copy referrers, recursively (all platforms); recreate fallback indexes on targets
+    /// without the referrers API.
+    #[arg(long)]
+    pub referrers: bool,
+    /// With --referrers: also copy cosign-style digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`).
+    #[arg(long)]
+    pub digest_tags: bool,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil attach REF --artifact-type TYPE FILE[:MEDIATYPE]...`
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The subject image.
+    pub reference: String,
+    /// Files to attach, each `PATH[:MEDIATYPE]` (default media type `application/octet-stream`).
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// The artifact type (`artifactType` of the manifest).
+    #[arg(long)]
+    pub artifact_type: String,
+    /// Manifest annotations, `key=value` (repeatable).
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Attach to this platform's manifest of an index instead of the index.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Output: the referrer digest (`text`) or a JSON object.
+    #[arg(long, short = 'o', value_enum, default_value_t = SimpleOutput::Text)]
+    pub output: SimpleOutput,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// Plain text or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimpleOutput {
+    /// Human-readable text.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Output formats of `discover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiscoverOutput {
+    /// A tree like `oras discover -o tree`.
+    Tree,
+    /// JSON.
+    Json,
+    /// One referrer per line with depth, digest, artifact type.
+    Table,
+}
+
+/// `sigil discover REF`
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// The subject image.
+    pub reference: String,
+    /// Only referrers of these artifact types (repeatable).
+    #[arg(long)]
+    pub artifact_type: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = DiscoverOutput::Tree)]
+    pub output: DiscoverOutput,
+    /// Levels of referrers-of-referrers to follow (default: unlimited).
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Also show cosign-style digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`).
+    #[arg(long)]
+    pub digest_tags: bool,
+    /// Only this platform's manifest of an index.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil pull REF -o DIR`
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The artifact (by digest or tag).
+    pub reference: String,
+    /// Directory to write the files into (created if missing).
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil delete REF`
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The manifest to delete (tag or digest).
+    pub reference: String,
+    /// Also delete everything that refers to it, recursively, keeping fallback indexes correct.
+    #[arg(long)]
+    pub referrers: bool,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryOptions,

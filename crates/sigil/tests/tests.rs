@@ -2,7 +2,9 @@
 //! - `conformance`: `sigil registry serve` against distribution-spec v1.1.1 and the referrers API;
 //! - `oracles`: interoperability with third-party tools (skopeo, oras-py, Debian's docker-registry);
 //! - `crash`: kill -9 during uploads, then restart on the same data directory;
-//! - `gc`: `sigil registry gc` keeps live content and removes garbage.
+//! - `gc`: `sigil registry gc` keeps live content and removes garbage;
+//! - `artifacts`: `sigil attach/discover/pull/delete/copy --referrers` against sigil (with and without the
+//!   referrers API) and docker-registry 2.8.2, with oras-py as oracle.
 //!
 //! `util` holds the harness. Oracle tests skip when a tool is missing unless `SIGIL_REQUIRE_ORACLES=1`
 //! (`scripts/test.sh` sets it and installs the tools first).
@@ -11,6 +13,7 @@
 
 mod util;
 
+mod artifacts;
 mod conformance;
 mod crash;
 mod gc;

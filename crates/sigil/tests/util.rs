@@ -155,6 +155,11 @@ pub fn run_command(mut cmd: Command) -> Output {
 
 /// Runs the `sigil` binary under test with `args` (no ambient registry credentials).
 pub fn sigil(args: &[&str]) -> Output {
+    run_command(sigil_command(args))
+}
+
+/// The `sigil` command [`sigil`] runs, not started (for a working directory or concurrent runs).
+pub fn sigil_command(args: &[&str]) -> Command {
     let home = shared_scratch("sigil-test-home");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigil"));
     cmd.args(args)
@@ -164,6 +169,13 @@ pub fn sigil(args: &[&str]) -> Output {
         .env_remove("REGISTRY_AUTH_FILE")
         .env_remove("SIGIL_REGISTRY_ROOT")
         .env_remove("SIGIL_REGISTRY_ADDR");
+    cmd
+}
+
+/// Runs `sigil ARGS` in the working directory `cwd` (relative file arguments resolve there).
+pub fn sigil_in(cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = sigil_command(args);
+    cmd.current_dir(cwd);
     run_command(cmd)
 }
 

@@ -1,15 +1,19 @@
 //! `sigil copy SRC DST`: images and indexes between registries and OCI layouts (`oci:PATH[:TAG]`).
 //!
 //! Prints the digest of what was copied on stdout; a progress bar goes to stderr only when it is a
-//! terminal (and not with `--no-progress`).
+//! terminal (and not with `--no-progress`). With `--referrers` the image's referrers are copied too
+//! (recursively, every platform; registry to registry), with `--digest-tags` also cosign-style
+//! `sha256-<hex>.sig/.att/.sbom` tags; `--stats` prints `requests: N` on stderr.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sigil_client::{BlobOutcome, CopyEvent, CopyOptions};
+use sigil_artifacts::{CopyReferrersOptions, Referrers};
+use sigil_client::{BlobOutcome, CopyEvent, CopyOptions, ImageRef};
 
+use super::artifacts::explain;
 use super::inspect::{client, describe, parse_image, parse_platform};
 use crate::cli::CopyArgs;
 
@@ -19,6 +23,16 @@ pub async fn copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
     let platform = parse_platform(a.platform.as_deref())?;
     if a.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
+    }
+    if a.digest_tags && !a.referrers {
+        anyhow::bail!("--digest-tags needs --referrers");
+    }
+    if a.referrers
+        && let (ImageRef::Layout(_), _) | (_, ImageRef::Layout(_)) = (&src, &dst)
+    {
+        anyhow::bail!(
+            "--referrers copies between registries only (OCI layouts are not supported yet)"
+        );
     }
     let client = client(&a.registry)?;
     let bar = (!a.no_progress && std::io::stderr().is_terminal()).then(|| {
@@ -52,11 +66,52 @@ pub async fn copy(a: CopyArgs) -> anyhow::Result<ExitCode> {
         jobs: a.jobs,
         progress,
     };
-    let result = client.copy(&src, &dst, &opts).await;
+    let what = format!("copy {src} to {dst}");
+    let (result, extra) = if a.referrers {
+        let svc = Referrers::new(client.clone());
+        let ropts = CopyReferrersOptions {
+            copy: opts,
+            digest_tags: a.digest_tags,
+        };
+        match svc.copy_with_referrers(&src, &dst, &ropts).await {
+            Ok(r) => {
+                let extra = format!(
+                    "copied {} referrer(s){}{}",
+                    r.referrers.len(),
+                    if a.digest_tags {
+                        format!(", {} digest tag(s)", r.digest_tags.len())
+                    } else {
+                        String::new()
+                    },
+                    if r.fallback_indexes > 0 {
+                        format!(", wrote {} fallback index(es)", r.fallback_indexes)
+                    } else {
+                        String::new()
+                    }
+                );
+                (Ok(r.image), Some(extra))
+            }
+            Err(e) => (Err(explain(&what, e)), None),
+        }
+    } else {
+        (
+            client
+                .copy(&src, &dst, &opts)
+                .await
+                .map_err(|e| describe(&what, e)),
+            None,
+        )
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = result.map_err(|e| describe(&format!("copy {src} to {dst}"), e))?;
+    if a.stats {
+        eprintln!("requests: {}", client.request_count());
+    }
+    let report = result?;
+    if let Some(extra) = extra {
+        eprintln!("{extra}");
+    }
     if bar.is_some() {
         eprintln!(
             "copied {} manifest(s), {} blob(s) ({} bytes); {} already present, {} mounted",

@@ -1,5 +1,6 @@
 //! Subcommand implementations.
 
+mod artifacts;
 mod copy;
 mod inspect;
 mod registry;
@@ -19,5 +20,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Digest(a) => inspect::digest(a).await,
         Command::Tags(a) => inspect::tags(a).await,
         Command::Copy(a) => copy::copy(a).await,
+        Command::Attach(a) => artifacts::attach(a).await,
+        Command::Discover(a) => artifacts::discover(a).await,
+        Command::Pull(a) => artifacts::pull(a).await,
+        Command::Delete(a) => artifacts::delete(a).await,
     }
 }
