@@ -1,7 +1,7 @@
 //! Command-line definitions (clap). Each subcommand's arguments live here; the work is in `cmd`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -55,6 +55,20 @@ pub enum Command {
     Pull(PullArgs),
     /// Delete a manifest (and with --referrers everything that refers to it).
     Delete(DeleteArgs),
+    /// Write a cosign-compatible key pair (`cosign.key` encrypted with $COSIGN_PASSWORD, `cosign.pub`).
+    GenerateKeyPair(GenerateKeyPairArgs),
+    /// Sign an image by digest (cosign-compatible).
+    Sign(SignArgs),
+    /// Attach a signed in-toto attestation to an image (cosign-compatible).
+    Attest(AttestArgs),
+    /// Verify an image's signatures (cosign-compatible).
+    Verify(VerifyArgs),
+    /// Verify an image's attestations (cosign-compatible).
+    VerifyAttestation(VerifyAttestationArgs),
+    /// Verify a Sigstore bundle over a file or digest (cosign-compatible, offline).
+    VerifyBlob(VerifyBlobArgs),
+    /// Verify a Sigstore bundle holding a DSSE attestation (cosign-compatible, offline).
+    VerifyBlobAttestation(VerifyBlobAttestationArgs),
 }
 
 /// `sigil registry ...`
@@ -311,4 +325,165 @@ pub struct DeleteArgs {
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryOptions,
+}
+
+/// `sigil generate-key-pair`
+#[derive(Debug, Args)]
+pub struct GenerateKeyPairArgs {
+    /// Write `<prefix>.key` and `<prefix>.pub`.
+    #[arg(long, default_value = "cosign")]
+    pub output_key_prefix: String,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `sigil sign --key KEY REF`
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image to sign (a tag is resolved to its digest first).
+    pub reference: String,
+    /// Private key: a cosign/sigstore encrypted key ($COSIGN_PASSWORD) or a PEM private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Annotations for the signed payload's `optional` section, `key=value` (repeatable).
+    #[arg(long = "annotations", short = 'a', value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Store a Sigstore bundle v0.3 as an OCI referrer (cosign v3) instead of the legacy `.sig` tag.
+    #[arg(long)]
+    pub bundle: bool,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil attest --key KEY --predicate FILE --type T REF`
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The image the statement is about.
+    pub reference: String,
+    /// Private key (as for `sign`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The predicate (JSON file).
+    #[arg(long)]
+    pub predicate: PathBuf,
+    /// Predicate type: slsaprovenance, slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx,
+    /// vuln, openvex, link, custom, or a URI.
+    #[arg(long = "type", default_value = "custom")]
+    pub predicate_type: String,
+    /// Store a Sigstore bundle v0.3 as an OCI referrer instead of the legacy `.att` tag.
+    #[arg(long)]
+    pub bundle: bool,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// What a signature must be verified against (exactly one of key, certificate, or keyless identity).
+#[derive(Debug, Clone, Args)]
+pub struct TrustOptions {
+    /// Public key (PEM) the signature must verify with.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Signing certificate (PEM) to verify with.
+    #[arg(long)]
+    pub certificate: Option<PathBuf>,
+    /// Chain (PEM, leaf's issuer first, root last) for --certificate.
+    #[arg(long)]
+    pub certificate_chain: Option<PathBuf>,
+    /// Keyless: the expected certificate identity (SAN), exactly.
+    #[arg(long)]
+    pub certificate_identity: Option<String>,
+    /// Keyless: the expected certificate identity, as a regular expression.
+    #[arg(long)]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the expected OIDC issuer, exactly.
+    #[arg(long)]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: the expected OIDC issuer, as a regular expression.
+    #[arg(long)]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Sigstore `trusted_root.json` (Fulcio CAs, Rekor and CT log keys, TSAs); offline.
+    #[arg(long)]
+    pub trusted_root: Option<PathBuf>,
+}
+
+/// `sigil verify REF`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image to verify.
+    pub reference: String,
+    /// Trust options.
+    #[command(flatten)]
+    pub trust: TrustOptions,
+    /// Required annotations in the signed payload, `key=value` (repeatable).
+    #[arg(long = "annotations", short = 'a', value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Look for signatures in this repository (like $COSIGN_REPOSITORY).
+    #[arg(long, env = "COSIGN_REPOSITORY")]
+    pub signature_repository: Option<String>,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil verify-attestation REF`
+#[derive(Debug, Args)]
+pub struct VerifyAttestationArgs {
+    /// The image to verify.
+    pub reference: String,
+    /// Only attestations of this predicate type (short name or URI).
+    #[arg(long = "type")]
+    pub predicate_type: Option<String>,
+    /// Trust options.
+    #[command(flatten)]
+    pub trust: TrustOptions,
+    /// Look for attestations in this repository (like $COSIGN_REPOSITORY).
+    #[arg(long, env = "COSIGN_REPOSITORY")]
+    pub signature_repository: Option<String>,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil verify-blob FILE --bundle B`
+#[derive(Debug, Args)]
+pub struct VerifyBlobArgs {
+    /// The signed file, or `sha256:<hex>` for a digest.
+    pub blob: String,
+    /// The Sigstore bundle (v0.1-v0.3 JSON).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Trust options.
+    #[command(flatten)]
+    pub trust: TrustOptions,
+}
+
+/// `sigil verify-blob-attestation --bundle B [FILE]`
+#[derive(Debug, Args)]
+pub struct VerifyBlobAttestationArgs {
+    /// A file or `sha256:<hex>` the statement's subject must name (optional).
+    pub blob: Option<String>,
+    /// The Sigstore bundle holding a DSSE envelope.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Only accept this predicate type (short name or URI).
+    #[arg(long = "type")]
+    pub predicate_type: Option<String>,
+    /// Trust options.
+    #[command(flatten)]
+    pub trust: TrustOptions,
 }

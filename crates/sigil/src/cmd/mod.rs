@@ -1,7 +1,9 @@
 //! Subcommand implementations.
 
 mod artifacts;
+mod bundle;
 mod copy;
+mod cosign;
 mod inspect;
 mod registry;
 
@@ -24,5 +26,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Discover(a) => artifacts::discover(a).await,
         Command::Pull(a) => artifacts::pull(a).await,
         Command::Delete(a) => artifacts::delete(a).await,
+        Command::GenerateKeyPair(a) => cosign::generate_key_pair(a).await,
+        Command::Sign(a) => cosign::sign(a).await,
+        Command::Attest(a) => cosign::attest(a).await,
+        Command::Verify(a) => cosign::verify(a).await,
+        Command::VerifyAttestation(a) => cosign::verify_attestation(a).await,
+        Command::VerifyBlob(a) => bundle::verify_blob(a).await,
+        Command::VerifyBlobAttestation(a) => bundle::verify_blob_attestation(a).await,
     }
 }
