@@ -1,7 +1,7 @@
 //! Command-line definitions (clap). Each subcommand's arguments live here; the work is in `cmd`.
 
 use std::net::SocketAddr;
-use PathBuf;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
