@@ -53,8 +53,10 @@ fn init_tracing(cli: &cli::Cli) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("SIGIL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if cli.log_format == cli::LogFormat::Json {
         builder.json().init();
