@@ -14,7 +14,9 @@
 mod util;
 
 mod artifacts;
+mod bundle;
 mod conformance;
+mod cosign;
 mod crash;
 mod gc;
 mod oracles;

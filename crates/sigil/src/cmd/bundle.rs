@@ -1,12 +1,144 @@
-//! `sigil verify-blob|verify-blob-attestation`: offline Sigstore bundle verification.
+//! `sigil verify-blob|verify-blob-attestation`: offline Sigstore bundle verification (crate
+//! `sigil-sigstore`). Success prints `Verified OK` on stderr (as cosign) and, for attestations, the statement
+//! JSON on stdout; failure prints one line naming the failed check and exits 1.
 
 use std::process::ExitCode;
 
-use crate::cli::{VerifyBlobArgs, VerifyBlobAttestationArgs};
+use anyhow::Context as _;
+use sigil_sigstore::crypto::{PublicKey, pem_decode};
+use sigil_sigstore::{
+    Artifact, Bundle, Matcher, Policy, TrustedRoot, VerifyFailure, predicate_type_uri,
+    verify_bundle,
+};
 
-pub async fn verify_blob(_a: VerifyBlobArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+use crate::cli::{TrustOptions, VerifyBlobArgs, VerifyBlobAttestationArgs};
+
+/// Reads `FILE` or parses `sha256:<hex>`.
+fn artifact_source(s: &str) -> anyhow::Result<Result<Vec<u8>, [u8; 32]>> {
+    if let Some(hex) = s.strip_prefix("sha256:") {
+        anyhow::ensure!(hex.len() == 64, "sha256 digest must be 64 hex digits");
+        let mut d = [0u8; 32];
+        for (i, b) in d.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
+                .context("invalid sha256 hex digest")?;
+        }
+        return Ok(Err(d));
+    }
+    Ok(Ok(std::fs::read(s).with_context(|| format!("reading {s}"))?))
 }
-pub async fn verify_blob_attestation(_a: VerifyBlobAttestationArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+
+fn policy(t: &TrustOptions) -> anyhow::Result<(Policy, TrustedRoot)> {
+    let root = match &t.trusted_root {
+        Some(p) => TrustedRoot::from_json(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing trusted root {}", p.display()))?,
+        None => TrustedRoot::default(),
+    };
+    if let Some(k) = &t.key {
+        let pem = std::fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?;
+        return Ok((Policy::PublicKey(PublicKey::from_pem(&pem, "--key")?), root));
+    }
+    if let Some(c) = &t.certificate {
+        let raw = std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
+        let der = match std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|s| pem_decode(s, "CERTIFICATE"))
+        {
+            Some(d) => d,
+            None => raw,
+        };
+        return Ok((Policy::Certificate(der), root));
+    }
+    let subject = match (&t.certificate_identity, &t.certificate_identity_regexp) {
+        (Some(s), _) => Matcher::Exact(s.clone()),
+        (None, Some(r)) => Matcher::regex(r)?,
+        (None, None) => anyhow::bail!(
+            "one of --key, --certificate or --certificate-identity[-regexp] is required"
+        ),
+    };
+    let issuer = match (
+        &t.certificate_oidc_issuer,
+        &t.certificate_oidc_issuer_regexp,
+    ) {
+        (Some(s), _) => Matcher::Exact(s.clone()),
+        (None, Some(r)) => Matcher::regex(r)?,
+        (None, None) => {
+            anyhow::bail!("--certificate-oidc-issuer[-regexp] is required for keyless verification")
+        }
+    };
+    anyhow::ensure!(
+        t.trusted_root.is_some(),
+        "--trusted-root is required for keyless verification (offline)"
+    );
+    Ok((Policy::Identity { subject, issuer }, root))
+}
+
+fn load_bundle(p: &std::path::Path) -> anyhow::Result<Bundle> {
+    let raw = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    Bundle::from_json(&raw).with_context(|| format!("parsing bundle {}", p.display()))
+}
+
+fn failed(e: &VerifyFailure) -> ExitCode {
+    eprintln!("Error: verification failed: {e}");
+    ExitCode::from(1)
+}
+
+/// `sigil verify-blob`.
+pub async fn verify_blob(a: VerifyBlobArgs) -> anyhow::Result<ExitCode> {
+    let bundle = load_bundle(&a.bundle)?;
+    let (policy, root) = policy(&a.trust)?;
+    let src = artifact_source(&a.blob)?;
+    let artifact = match &src {
+        Ok(b) => Artifact::Bytes(b),
+        Err(d) => Artifact::Sha256(*d),
+    };
+    match verify_bundle(&bundle, Some(&artifact), &policy, &root) {
+        Ok(_) => {
+            eprintln!("Verified OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(failed(&e)),
+    }
+}
+
+/// `sigil verify-blob-attestation`.
+pub async fn verify_blob_attestation(a: VerifyBlobAttestationArgs) -> anyhow::Result<ExitCode> {
+    let bundle = load_bundle(&a.bundle)?;
+    let (policy, root) = policy(&a.trust)?;
+    let src = a.blob.as_deref().map(artifact_source).transpose()?;
+    let artifact = src.as_ref().map(|s| match s {
+        Ok(b) => Artifact::Bytes(b),
+        Err(d) => Artifact::Sha256(*d),
+    });
+    let v = match verify_bundle(&bundle, artifact.as_ref(), &policy, &root) {
+        Ok(v) => v,
+        Err(e) => return Ok(failed(&e)),
+    };
+    let Some((ptype, payload)) = v.payload else {
+        return Ok(failed(&VerifyFailure::PayloadInvalid(
+            "bundle holds no DSSE envelope".into(),
+        )));
+    };
+    if ptype != "application/vnd.in-toto+json" {
+        return Ok(failed(&VerifyFailure::PayloadInvalid(format!(
+            "payloadType {ptype} is not in-toto"
+        ))));
+    }
+    if let Some(t) = &a.predicate_type {
+        let want = predicate_type_uri(t);
+        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+        let got = st
+            .get("predicateType")
+            .and_then(|p| p.as_str())
+            .unwrap_or_default();
+        if got != want {
+            return Ok(failed(&VerifyFailure::PayloadInvalid(format!(
+                "predicateType {got} is not {want}"
+            ))));
+        }
+    }
+    println!("{}", String::from_utf8_lossy(&payload));
+    eprintln!("Verified OK");
+    Ok(ExitCode::SUCCESS)
 }

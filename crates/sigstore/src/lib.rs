@@ -1,0 +1,27 @@
+//! `sigil-sigstore`: offline Sigstore verification in pure Rust (RustCrypto).
+//!
+//! - [`TrustedRoot::from_json`] parses `trusted_root.json`; [`Bundle::from_json`] parses bundles v0.1–v0.3.
+//! - [`verify_bundle`] runs keyless (Fulcio identity), public-key or pinned-certificate verification of a
+//!   bundle against an [`Artifact`]: trusted time from the Rekor SET and/or RFC 3161 timestamps, certificate
+//!   path at that time, SCT, identity/issuer, tlog body consistency, inclusion proof + checkpoint, and the
+//!   signature itself (message signature or DSSE). Failures name the check ([`VerifyFailure`]).
+
+pub mod bundle;
+mod cert;
+pub mod crypto;
+mod der_util;
+mod error;
+#[cfg(test)]
+mod tests;
+mod tlog;
+pub mod trust;
+mod tsa;
+mod verify;
+
+pub use bundle::{Bundle, Content, DsseEnvelope, TlogEntry, VerificationMaterial};
+pub use crypto::PublicKey;
+pub use error::{SigstoreError, VerifyFailure};
+pub use trust::TrustedRoot;
+pub use verify::{
+    Artifact, CertificateSummary, Matcher, Policy, Verified, predicate_type_uri, verify_bundle,
+};
