@@ -50,6 +50,9 @@ pub enum CosignError {
     /// The registry failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// Referrers listing or the fallback index failed.
+    #[error(transparent)]
+    Artifacts(#[from] sigil_artifacts::ArtifactError),
     /// Something the registry returned is malformed.
     #[error("malformed {what}: {why}")]
     Malformed {
@@ -83,6 +86,20 @@ pub enum SignatureFailure {
     /// The payload does not match its descriptor.
     #[error("payload digest mismatch (expected {0})")]
     PayloadDigest(Digest),
+    /// A certificate-based check (SET, timestamp, chain, identity, issuer) failed.
+    #[error("{0}")]
+    Sigstore(#[from] sigil_sigstore::VerifyFailure),
+    /// A Sigstore bundle could not be parsed.
+    #[error("bundle {digest}: {why}")]
+    Bundle {
+        /// The referrer manifest holding it.
+        digest: Digest,
+        /// Why.
+        why: String,
+    },
+    /// The layer lacks certificate material the trust options need.
+    #[error("{0}")]
+    Certificate(String),
     /// The cryptographic signature does not verify with any trusted key.
     #[error("signature does not verify with the given key")]
     BadSignature,

@@ -31,21 +31,159 @@ pub const MAX_PAYLOAD: u64 = 4 * 1024 * 1024;
 /// Most layers in a signature manifest (as cosign).
 pub const MAX_LAYERS: usize = 1000;
 
-/// The keys a signature must verify with (any one suffices).
+/// Layer annotation holding the PEM signing certificate.
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// Layer annotation holding the PEM chain (issuer first).
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// Layer annotation holding the Rekor SET bundle.
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// Layer annotation holding the RFC 3161 timestamp (`{"SignedRFC3161Timestamp": b64}`).
+pub const RFC3161_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
+
+/// Certificate-based trust for legacy layers (keyless identity or a pinned certificate).
+#[derive(Debug, Clone)]
+pub struct CertificateTrust {
+    /// [`Policy::Identity`](sigil_sigstore::Policy::Identity) (keyless; needs `root`) or
+    /// [`Policy::Certificate`](sigil_sigstore::Policy::Certificate) (pinned DER certificate).
+    pub policy: sigil_sigstore::Policy,
+    /// For a pinned certificate: its chain (DER, issuer first, root last); may be empty.
+    pub chain: Vec<Vec<u8>>,
+    /// Trusted root: Fulcio CAs, Rekor keys (SET of the bundle annotation), TSAs, CT logs.
+    pub root: Option<sigil_sigstore::TrustedRoot>,
+    /// Require an embedded SCT for keyless certificates (cosign's default; `--insecure-ignore-sct`).
+    pub require_sct: bool,
+}
+
+/// What a signature must verify with: any one of `keys`, or else the `certificate` trust.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
     /// Trusted public keys.
     pub keys: Vec<PublicKey>,
+    /// Certificate-based trust (used when `keys` is empty).
+    pub certificate: Option<CertificateTrust>,
 }
 
 impl Trust {
     /// Trust in one key.
     pub fn key(k: PublicKey) -> Self {
-        Self { keys: vec![k] }
+        Self {
+            keys: vec![k],
+            certificate: None,
+        }
     }
 
-    fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
-        self.keys.iter().any(|k| k.verify(message, sig))
+    /// Whether any trust anchor is configured.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.certificate.is_none()
+    }
+
+    /// Checks `sig` over `message` for a layer: with keys, any key must verify; with certificate trust,
+    /// the layer's certificate key must verify, its Rekor SET bundle (and RFC 3161 timestamp) must verify
+    /// against the trusted root, and the certificate must pass the policy at the trusted time.
+    /// `signed` is what the tlog body records; `tsa_bytes` what a timestamp's imprint covers.
+    fn check(
+        &self,
+        layer: &Descriptor,
+        message: &[u8],
+        sig: &[u8],
+        signed: sigil_sigstore::legacy::Signed<'_>,
+        tsa_bytes: &[u8],
+    ) -> Result<(), SignatureFailure> {
+        use sigil_sigstore::legacy as sl;
+        if !self.keys.is_empty() {
+            return if self.keys.iter().any(|k| k.verify(message, sig)) {
+                Ok(())
+            } else {
+                Err(SignatureFailure::BadSignature)
+            };
+        }
+        let Some(ct) = &self.certificate else {
+            return Err(SignatureFailure::BadSignature);
+        };
+        let annotated = layer
+            .annotation(CERTIFICATE_ANNOTATION)
+            .filter(|s| !s.is_empty())
+            .map(|pem| {
+                sigil_sigstore::crypto::pem_decode(pem, "CERTIFICATE").ok_or_else(|| {
+                    SignatureFailure::Certificate(
+                        "certificate annotation is not a PEM certificate".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        let leaf = match (&ct.policy, annotated) {
+            (_, Some(l)) => l,
+            (sigil_sigstore::Policy::Certificate(pinned), None) => pinned.clone(),
+            _ => {
+                return Err(SignatureFailure::Certificate(format!(
+                    "layer has no {CERTIFICATE_ANNOTATION} annotation"
+                )));
+            }
+        };
+        let spki = sl::certificate_spki(&leaf)
+            .map_err(|e| SignatureFailure::Certificate(e.to_string()))?;
+        let key = PublicKey::from_spki_der(&spki)
+            .map_err(|e| SignatureFailure::Certificate(format!("certificate key: {e}")))?;
+        if !key.verify(message, sig) {
+            return Err(SignatureFailure::BadSignature);
+        }
+        let mut times = Vec::new();
+        if let Some(root) = &ct.root {
+            if let Some(b) = layer.annotation(BUNDLE_ANNOTATION) {
+                let bundle = sl::RekorBundle::from_json(b.as_bytes())
+                    .map_err(|e| SignatureFailure::Certificate(e.to_string()))?;
+                times.push(sl::verify_rekor_bundle(
+                    &bundle,
+                    sig,
+                    signed,
+                    sl::Signer::Certificate(&leaf),
+                    root,
+                )?);
+            }
+            if let Some(ts) = layer.annotation(RFC3161_ANNOTATION)
+                && !root.timestamp_authorities.is_empty()
+            {
+                let resp = serde_json::from_str::<Value>(ts)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("SignedRFC3161Timestamp")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .and_then(|b| B64.decode(b.as_bytes()).ok())
+                    .ok_or_else(|| {
+                        SignatureFailure::Certificate(
+                            "malformed RFC 3161 timestamp annotation".into(),
+                        )
+                    })?;
+                times.push(sl::verify_rfc3161(&resp, tsa_bytes, root)?);
+            }
+        }
+        match &ct.policy {
+            sigil_sigstore::Policy::Identity { .. } if times.is_empty() => {
+                return Err(SignatureFailure::Certificate(format!(
+                    "keyless signature has no verifiable {BUNDLE_ANNOTATION} (Rekor SET) or timestamp"
+                )));
+            }
+            sigil_sigstore::Policy::Certificate(_) if times.is_empty() => {
+                // No transparency-log time: the certificate must be valid now.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                    .unwrap_or(0);
+                times.push(now);
+            }
+            _ => {}
+        }
+        sl::verify_certificate(
+            &leaf,
+            &ct.chain,
+            &ct.policy,
+            ct.root.as_ref(),
+            &times,
+            ct.require_sct,
+        )?;
+        Ok(())
     }
 }
 
@@ -208,14 +346,48 @@ pub async fn sign_image(
     annotations: &BTreeMap<String, String>,
     signature_repo: Option<&str>,
 ) -> Result<(Digest, Digest), CosignError> {
+    sign_image_with(client, image, signer, annotations, signature_repo, None).await
+}
+
+/// Like [`sign_image`], embedding a signing certificate for the key (`(leaf PEM, chain PEM)`, as cosign
+/// `--certificate`/`--certificate-chain`) in the layer annotations. The certificate's key must be the
+/// signer's public key.
+pub async fn sign_image_with(
+    client: &RegistryClient,
+    image: &Reference,
+    signer: &PrivateKey,
+    annotations: &BTreeMap<String, String>,
+    signature_repo: Option<&str>,
+    certificate: Option<(&str, Option<&str>)>,
+) -> Result<(Digest, Digest), CosignError> {
+    let mut layer_annotations = BTreeMap::new();
+    if let Some((leaf_pem, chain_pem)) = certificate {
+        let leaf = sigil_sigstore::crypto::pem_decode(leaf_pem, "CERTIFICATE")
+            .ok_or_else(|| CosignError::Invalid("--certificate is not a PEM certificate".into()))?;
+        let spki = sigil_sigstore::legacy::certificate_spki(&leaf)
+            .map_err(|e| CosignError::Invalid(e.to_string()))?;
+        if spki != signer.public_key().to_spki_der()? {
+            return Err(CosignError::Invalid(
+                "the certificate's public key is not the signing key's".into(),
+            ));
+        }
+        layer_annotations.insert(CERTIFICATE_ANNOTATION.to_owned(), leaf_pem.to_owned());
+        if let Some(c) = chain_pem {
+            if sigil_sigstore::crypto::pem_decode_all(c, "CERTIFICATE").is_none_or(|v| v.is_empty())
+            {
+                return Err(CosignError::Invalid(
+                    "--certificate-chain holds no PEM certificate".into(),
+                ));
+            }
+            layer_annotations.insert(CHAIN_ANNOTATION.to_owned(), c.to_owned());
+        }
+    }
     let digest = resolve_digest(client, image).await?;
     let payload = payload::simple_signing(&image.repository_name(), &digest, annotations);
     let sig = signer.sign(&payload)?;
     let mut desc = Descriptor::for_bytes(SIMPLE_SIGNING_MEDIA_TYPE, &payload);
-    desc.annotations = Some(BTreeMap::from([(
-        SIGNATURE_ANNOTATION.to_owned(),
-        B64.encode(sig),
-    )]));
+    layer_annotations.insert(SIGNATURE_ANNOTATION.to_owned(), B64.encode(sig));
+    desc.annotations = Some(layer_annotations);
     let at = storage_ref(image, &digest, "sig", signature_repo)?;
     let m = append_layer(client, &at, desc, payload).await?;
     Ok((digest, m))
@@ -232,16 +404,7 @@ pub async fn attest_image(
     predicate: &[u8],
     signature_repo: Option<&str>,
 ) -> Result<(Digest, Digest), CosignError> {
-    let uri = payload::predicate_type_uri(predicate_type).map_err(CosignError::Invalid)?;
-    let predicate: Value = if predicate_type == "custom" {
-        serde_json::json!({
-            "Data": String::from_utf8_lossy(predicate),
-            "Timestamp": payload::now_rfc3339(),
-        })
-    } else {
-        serde_json::from_slice(predicate)
-            .map_err(|e| CosignError::Invalid(format!("predicate is not JSON: {e}")))?
-    };
+    let (uri, predicate) = payload::predicate_for(predicate_type, predicate)?;
     let digest = resolve_digest(client, image).await?;
     let statement = payload::statement(&image.repository_name(), &digest, &uri, predicate);
     let sig = signer.sign(&payload::pae(payload::INTOTO_PAYLOAD_TYPE, &statement))?;
@@ -317,9 +480,13 @@ pub fn check_signature_layer(
         .and_then(|s| B64.decode(s.as_bytes()).ok())
         .filter(|s| !s.is_empty())
         .ok_or(SignatureFailure::SignatureEncoding)?;
-    if !trust.verifies(payload, &sig) {
-        return Err(SignatureFailure::BadSignature);
-    }
+    trust.check(
+        layer,
+        payload,
+        &sig,
+        sigil_sigstore::legacy::Signed::Payload(payload),
+        &sig,
+    )?;
     let claims = payload::parse_simple_signing(payload).map_err(SignatureFailure::Payload)?;
     if claims.digest != digest.to_string() {
         return Err(SignatureFailure::DigestMismatch {
@@ -348,7 +515,7 @@ pub async fn verify_image(
     annotations: &BTreeMap<String, String>,
     signature_repo: Option<&str>,
 ) -> Result<Vec<VerifiedSignature>, VerifyError> {
-    if trust.keys.is_empty() {
+    if trust.is_empty() {
         return Err(CosignError::Invalid("no trusted key given".into()).into());
     }
     let digest = resolve_digest(client, image).await?;
@@ -411,12 +578,23 @@ pub fn check_attestation_layer(
         .payload_bytes()
         .map_err(SignatureFailure::Payload)?;
     let pae = payload::pae(&envelope.payload_type, &body);
-    let verified = envelope.signatures.iter().any(|s| {
-        B64.decode(s.sig.as_bytes())
-            .is_ok_and(|sig| trust.verifies(&pae, &sig))
-    });
+    let mut last = SignatureFailure::BadSignature;
+    let mut verified = false;
+    for s in &envelope.signatures {
+        let Ok(sig) = B64.decode(s.sig.as_bytes()) else {
+            continue;
+        };
+        let signed = sigil_sigstore::legacy::Signed::Dsse(&body, &envelope.payload_type);
+        match trust.check(layer, &pae, &sig, signed, blob) {
+            Ok(()) => {
+                verified = true;
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
     if !verified {
-        return Err(SignatureFailure::BadSignature);
+        return Err(last);
     }
     let statement: Value = serde_json::from_slice(&body)
         .map_err(|e| SignatureFailure::Payload(format!("statement is not JSON: {e}")))?;
@@ -467,7 +645,7 @@ pub async fn verify_attestations(
     predicate_type: Option<&str>,
     signature_repo: Option<&str>,
 ) -> Result<Vec<VerifiedAttestation>, VerifyError> {
-    if trust.keys.is_empty() {
+    if trust.is_empty() {
         return Err(CosignError::Invalid("no trusted key given".into()).into());
     }
     let wanted = predicate_type

@@ -3,9 +3,12 @@
 //! - [`keys`]: cosign key files (scrypt + secretbox encrypted PKCS#8, plain PEM keys, SPKI public keys);
 //! - [`payload`]: the simple-signing payload, in-toto statements and DSSE envelopes;
 //! - [`legacy`]: `.sig` signatures and `.att` attestations stored under `sha256-<hex>.{sig,att}` tags;
+//! - [`bundles`]: Sigstore bundles v0.3 stored as OCI 1.1 referrers (cosign v3): keyed offline signing
+//!   (`publicKey` hint, no tlog entries) and verification of every bundle referrer;
 //! - [`policy`]: one call for the policy engine (verified signatures or a typed reason, plus the number
 //!   of registry requests).
 
+pub mod bundles;
 pub mod error;
 pub mod keys;
 

@@ -224,3 +224,23 @@ pub fn now_rfc3339() -> String {
         rem % 60
     )
 }
+
+/// The predicate type URI and predicate JSON for `attest`: `predicate_type` is a short name or URI; for
+/// `custom` the predicate text is wrapped as `{"Data": <text>, "Timestamp": <now>}`, otherwise it must be
+/// JSON.
+pub fn predicate_for(
+    predicate_type: &str,
+    predicate: &[u8],
+) -> Result<(String, Value), crate::CosignError> {
+    let uri = predicate_type_uri(predicate_type).map_err(crate::CosignError::Invalid)?;
+    let predicate: Value = if predicate_type == "custom" {
+        serde_json::json!({
+            "Data": String::from_utf8_lossy(predicate),
+            "Timestamp": now_rfc3339(),
+        })
+    } else {
+        serde_json::from_slice(predicate)
+            .map_err(|e| crate::CosignError::Invalid(format!("predicate is not JSON: {e}")))?
+    };
+    Ok((uri, predicate))
+}

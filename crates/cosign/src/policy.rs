@@ -50,7 +50,10 @@ pub async fn verify_for_policy(
         legacy::verify_image(
             client,
             image,
-            &Trust { keys },
+            &Trust {
+                keys,
+                certificate: None,
+            },
             &attestor.annotations,
             signature_repo,
         )

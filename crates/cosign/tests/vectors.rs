@@ -349,3 +349,220 @@ fn predicate_short_names() {
     assert!(payload::predicate_type_uri("bogus").is_err());
     assert!(payload::now_rfc3339().ends_with('Z'));
 }
+
+// Legacy keyless signature (2021 Fulcio leaf, `rekord` Rekor SET bundle) against the production root.
+
+const KW_DIGEST: &str = "sha256:5f481572d088dc4023afb35fced9530ced3d9b03bf7299c6f492163cb9f0452e";
+
+fn kw_layer(sig: &str, cert_pem: &str, bundle: &str) -> Descriptor {
+    let payload = data("kubewarden-legacy.payload.json");
+    let mut d = Descriptor::for_bytes(legacy::SIMPLE_SIGNING_MEDIA_TYPE, payload.as_bytes());
+    d.annotations = Some(BTreeMap::from([
+        (legacy::SIGNATURE_ANNOTATION.to_owned(), sig.to_owned()),
+        (
+            legacy::CERTIFICATE_ANNOTATION.to_owned(),
+            cert_pem.to_owned(),
+        ),
+        (legacy::BUNDLE_ANNOTATION.to_owned(), bundle.to_owned()),
+    ]));
+    d
+}
+
+fn kw_trust(subject: &str, issuer_re: &str, require_sct: bool) -> Trust {
+    Trust {
+        keys: vec![],
+        certificate: Some(legacy::CertificateTrust {
+            policy: sigil_sigstore::Policy::Identity {
+                subject: sigil_sigstore::Matcher::Exact(subject.into()),
+                issuer: sigil_sigstore::Matcher::regex(issuer_re).unwrap(),
+            },
+            chain: vec![],
+            root: Some(
+                sigil_sigstore::TrustedRoot::from_json(data("trusted_root.prod.json").as_bytes())
+                    .unwrap(),
+            ),
+            require_sct,
+        }),
+    }
+}
+
+fn kw_check(layer: &Descriptor, payload: &[u8], trust: &Trust) -> Result<(), SignatureFailure> {
+    let digest = Digest::parse(KW_DIGEST).unwrap();
+    legacy::check_signature_layer(layer, payload, &digest, trust, &BTreeMap::new()).map(|_| ())
+}
+
+#[test]
+fn kubewarden_legacy_keyless_verifies_and_tampering_fails() {
+    let payload = data("kubewarden-legacy.payload.json").into_bytes();
+    let sig = data("kubewarden-legacy.sig.b64").trim().to_owned();
+    let cert = data("kubewarden-legacy-leaf.pem");
+    let bundle = data("kubewarden-legacy.rekor-bundle.json");
+    let layer = kw_layer(&sig, &cert, &bundle);
+    // The 2021 leaf has no issuer extension: only an issuer matcher accepting "" passes (as cosign).
+    let trust = kw_trust("flavio@castelli.me", ".*", false);
+    kw_check(&layer, &payload, &trust).unwrap();
+    let re = kw_trust("flavio@castelli.me", "^$", false);
+    kw_check(&layer, &payload, &re).unwrap();
+
+    // No SCT in a 2021 certificate: an SCT-enforcing verifier fails.
+    assert!(matches!(
+        kw_check(
+            &layer,
+            &payload,
+            &kw_trust("flavio@castelli.me", ".*", true)
+        ),
+        Err(SignatureFailure::Sigstore(
+            sigil_sigstore::VerifyFailure::SctInvalid(_)
+        ))
+    ));
+    // Another identity / issuer.
+    assert!(matches!(
+        kw_check(
+            &layer,
+            &payload,
+            &kw_trust("someone@else.example", ".*", false)
+        ),
+        Err(SignatureFailure::Sigstore(
+            sigil_sigstore::VerifyFailure::IdentityMismatch { .. }
+        ))
+    ));
+    assert!(matches!(
+        kw_check(
+            &layer,
+            &payload,
+            &kw_trust("flavio@castelli.me", "^https://accounts.google.com$", false)
+        ),
+        Err(SignatureFailure::Sigstore(
+            sigil_sigstore::VerifyFailure::IssuerMismatch { .. }
+        ))
+    ));
+    // Another image digest.
+    let other = Digest::sha256(b"other");
+    assert!(matches!(
+        legacy::check_signature_layer(&layer, &payload, &other, &trust, &BTreeMap::new()),
+        Err(SignatureFailure::DigestMismatch { .. })
+    ));
+    // Every changed byte of the payload.
+    for i in 0..payload.len() {
+        let mut p = payload.clone();
+        p[i] ^= 0x01;
+        assert!(kw_check(&layer, &p, &trust).is_err(), "payload byte {i}");
+    }
+    // Every changed byte of the signature.
+    let raw_sig = B64.decode(&sig).unwrap();
+    for i in 0..raw_sig.len() {
+        let mut s = raw_sig.clone();
+        s[i] ^= 0x01;
+        let l = kw_layer(&B64.encode(&s), &cert, &bundle);
+        assert!(
+            kw_check(&l, &payload, &trust).is_err(),
+            "signature byte {i}"
+        );
+    }
+    // Changed bytes of the certificate (DER, re-encoded as PEM).
+    let der = keys::parse_pem(&cert).unwrap().der;
+    for i in (0..der.len()).step_by(3) {
+        let mut d = der.clone();
+        d[i] ^= 0x01;
+        let l = kw_layer(&sig, &keys::encode_pem("CERTIFICATE", &d), &bundle);
+        assert!(
+            kw_check(&l, &payload, &trust).is_err(),
+            "certificate byte {i}"
+        );
+    }
+    // Changed bytes of the SET, and of the signed body / time / index.
+    let b: serde_json::Value = serde_json::from_str(&bundle).unwrap();
+    let set = B64
+        .decode(b["SignedEntryTimestamp"].as_str().unwrap())
+        .unwrap();
+    for i in 0..set.len() {
+        let mut s = set.clone();
+        s[i] ^= 0x01;
+        let mut nb = b.clone();
+        nb["SignedEntryTimestamp"] = B64.encode(&s).into();
+        let l = kw_layer(&sig, &cert, &nb.to_string());
+        assert!(kw_check(&l, &payload, &trust).is_err(), "SET byte {i}");
+    }
+    for (k, v) in [
+        ("integratedTime", serde_json::json!(1634714718)),
+        ("logIndex", serde_json::json!(783608)),
+    ] {
+        let mut nb = b.clone();
+        nb["Payload"][k] = v;
+        let l = kw_layer(&sig, &cert, &nb.to_string());
+        assert!(matches!(
+            kw_check(&l, &payload, &trust),
+            Err(SignatureFailure::Sigstore(
+                sigil_sigstore::VerifyFailure::SetInvalid(_)
+            ))
+        ));
+    }
+    // Without the Rekor bundle, keyless verification has no trusted time.
+    let mut l = layer.clone();
+    l.annotations
+        .as_mut()
+        .unwrap()
+        .remove(legacy::BUNDLE_ANNOTATION);
+    assert!(matches!(
+        kw_check(&l, &payload, &trust),
+        Err(SignatureFailure::Certificate(_))
+    ));
+
+    // Pinned certificate: the SET time makes the expired leaf acceptable; without a root it is checked now.
+    let mut pinned = trust;
+    pinned.certificate.as_mut().unwrap().policy = sigil_sigstore::Policy::Certificate(der);
+    kw_check(&layer, &payload, &pinned).unwrap();
+    pinned.certificate.as_mut().unwrap().root = None;
+    assert!(matches!(
+        kw_check(&layer, &payload, &pinned),
+        Err(SignatureFailure::Sigstore(
+            sigil_sigstore::VerifyFailure::CertificateExpiredAtSigningTime(_)
+        ))
+    ));
+}
+
+#[test]
+fn keyed_bundle_round_trip_and_failures() {
+    use sigil_cosign::bundles;
+    let key = PrivateKey::generate_p256().unwrap();
+    let digest = Digest::sha256(b"image manifest");
+    let json = bundles::keyed_bundle(&key, &bundles::sign_statement(&digest)).unwrap();
+    let trust = Trust::key(key.public_key());
+    let (_, st, pt, time) =
+        bundles::check_bundle(&json, &digest, &trust, Some(bundles::SIGN_PREDICATE_TYPE)).unwrap();
+    assert_eq!(pt, bundles::SIGN_PREDICATE_TYPE);
+    assert_eq!(st["subject"][0]["digest"]["sha256"], digest.encoded());
+    assert_eq!(time, None, "no tlog: no trusted time");
+    // Another image, another key, another predicate type.
+    assert!(bundles::check_bundle(&json, &Digest::sha256(b"x"), &trust, None).is_err());
+    let other = Trust::key(PrivateKey::generate_p256().unwrap().public_key());
+    assert!(bundles::check_bundle(&json, &digest, &other, None).is_err());
+    assert!(matches!(
+        bundles::check_bundle(
+            &json,
+            &digest,
+            &trust,
+            Some("https://slsa.dev/provenance/v1")
+        ),
+        Err(SignatureFailure::PredicateType { .. })
+    ));
+    // A changed statement byte.
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let p = B64
+        .decode(v["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let mut p2 = p;
+    let last = p2.len() - 2;
+    p2[last] ^= 0x01;
+    v["dsseEnvelope"]["payload"] = B64.encode(&p2).into();
+    let tampered = serde_json::to_vec(&v).unwrap();
+    assert!(bundles::check_bundle(&tampered, &digest, &trust, None).is_err());
+    // A keyless policy does not accept a key-only bundle.
+    let keyless = kw_trust("flavio@castelli.me", ".*", false);
+    assert!(matches!(
+        bundles::check_bundle(&json, &digest, &keyless, None),
+        Err(SignatureFailure::Sigstore(
+            sigil_sigstore::VerifyFailure::MissingMaterial(_)
+        ))
+    ));
+}

@@ -352,6 +352,12 @@ pub struct SignArgs {
     /// Store a Sigstore bundle v0.3 as an OCI referrer (cosign v3) instead of the legacy `.sig` tag.
     #[arg(long)]
     pub bundle: bool,
+    /// Signing certificate (PEM) for the key, embedded as `dev.sigstore.cosign/certificate` (legacy).
+    #[arg(long)]
+    pub certificate: Option<PathBuf>,
+    /// Chain (PEM, issuer first) for --certificate, embedded as `dev.sigstore.cosign/chain`.
+    #[arg(long, requires = "certificate")]
+    pub certificate_chain: Option<PathBuf>,
     /// Print the number of registry requests made (stderr).
     #[arg(long)]
     pub stats: bool,
@@ -413,6 +419,9 @@ pub struct TrustOptions {
     /// Sigstore `trusted_root.json` (Fulcio CAs, Rekor and CT log keys, TSAs); offline.
     #[arg(long)]
     pub trusted_root: Option<PathBuf>,
+    /// Keyless: do not require an embedded SCT in the signing certificate (pre-2022 Fulcio certificates).
+    #[arg(long)]
+    pub insecure_ignore_sct: bool,
 }
 
 /// `sigil verify REF`

@@ -3,6 +3,8 @@
 //! - `oracles`: interoperability with third-party tools (skopeo, oras-py, Debian's docker-registry);
 //! - `crash`: kill -9 during uploads, then restart on the same data directory;
 //! - `gc`: `sigil registry gc` keeps live content and removes garbage;
+//! - `cosign_oracles`: cosign legacy signatures/key files and keyless bundles against independent
+//!   implementations (scripts/oracles/cosign-legacy.py, sigstore-python with @sigstore/mock);
 //! - `artifacts`: `sigil attach/discover/pull/delete/copy --referrers` against sigil (with and without the
 //!   referrers API) and docker-registry 2.8.2, with oras-py as oracle.
 //!
@@ -17,6 +19,7 @@ mod artifacts;
 mod bundle;
 mod conformance;
 mod cosign;
+mod cosign_oracles;
 mod crash;
 mod gc;
 mod oracles;

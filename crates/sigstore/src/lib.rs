@@ -5,12 +5,15 @@
 //!   bundle against an [`Artifact`]: trusted time from the Rekor SET and/or RFC 3161 timestamps, certificate
 //!   path at that time, SCT, identity/issuer, tlog body consistency, inclusion proof + checkpoint, and the
 //!   signature itself (message signature or DSSE). Failures name the check ([`VerifyFailure`]).
+//! - [`legacy`] exposes the same checks for cosign's legacy `.sig`/`.att` layer annotations (Rekor SET
+//!   bundle, RFC 3161 timestamp, certificate identity / pinned certificate and chain).
 
 pub mod bundle;
 mod cert;
 pub mod crypto;
 mod der_util;
 mod error;
+pub mod legacy;
 #[cfg(test)]
 mod tests;
 mod tlog;

@@ -196,7 +196,7 @@ fn pem_matches(b64pem: Option<&str>, e: &Expect<'_>) -> bool {
     pem_decode(&pem, label).is_some_and(|d| d == e.key_der)
 }
 
-/// Checks the canonicalized body against the bundle (hashedrekord 0.0.1, dsse 0.0.1).
+/// Checks the canonicalized body against the bundle (hashedrekord 0.0.1, rekord 0.0.1, dsse 0.0.1).
 pub(crate) fn verify_body(entry: &TlogEntry, e: &Expect<'_>) -> Result<(), VerifyFailure> {
     let fail = |m: &str| VerifyFailure::BodyMismatch(m.to_string());
     let body: Value =
@@ -212,7 +212,8 @@ pub(crate) fn verify_body(entry: &TlogEntry, e: &Expect<'_>) -> Result<(), Verif
     let spec = body.get("spec").ok_or_else(|| fail("no spec"))?;
     let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
     match (kind, ver) {
-        ("hashedrekord", "0.0.1") => {
+        // `rekord` 0.0.1 (older cosign legacy signatures) has the same hash/signature/publicKey layout.
+        ("hashedrekord", "0.0.1") | ("rekord", "0.0.1") => {
             let want = e
                 .artifact_sha256
                 .ok_or_else(|| fail("hashedrekord entry for a DSSE bundle"))?;

@@ -133,6 +133,10 @@ fn hex(b: &[u8]) -> String {
 /// root has timestamp authorities, from RFC 3161 timestamps (every timestamp must then verify; with no TSAs in
 /// the root, timestamps are ignored as cosign does without `--use-signed-timestamps`). Every tlog entry must
 /// pass its SET (if present), body consistency, and inclusion proof + checkpoint (required for bundles ≥ v0.2).
+///
+/// With [`Policy::PublicKey`] a bundle without tlog entries or timestamps is accepted (cosign's
+/// `--tlog-upload=false` key bundles): the explicitly given key is the trust anchor, so no trusted time is
+/// needed. Keyless ([`Policy::Identity`]) bundles always need a tlog entry and a trusted time.
 pub fn verify_bundle(
     bundle: &Bundle,
     artifact: Option<&Artifact<'_>>,
@@ -311,41 +315,9 @@ pub fn verify_bundle(
                 if times.is_empty() {
                     return Err(VerifyFailure::NoTrustedTime);
                 }
-                cert::check_leaf_usage(leaf)?;
-                let mut last = None;
-                let mut issuer_cert = None;
-                for ca in &root.certificate_authorities {
-                    if !times.iter().all(|t| ca.valid_for.contains(*t)) {
-                        continue;
-                    }
-                    match cert::verify_path(leaf_der, leaf, &ca.chain, &times) {
-                        Ok(i) => {
-                            issuer_cert = Some(i);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                let issuer_cert = issuer_cert.ok_or_else(|| {
-                    last.unwrap_or_else(|| {
-                        VerifyFailure::ChainInvalid(
-                            "no trusted CA valid at the signing time".into(),
-                        )
-                    })
-                })?;
-                cert::verify_sct(leaf_der, leaf, &issuer_cert, &root.ctlogs)?;
-                if !summary.san.iter().any(|s| subject.matches(s)) {
-                    return Err(VerifyFailure::IdentityMismatch {
-                        expected: subject.describe(),
-                        found: summary.san,
-                    });
-                }
-                if !summary.issuer.as_deref().is_some_and(|i| issuer.matches(i)) {
-                    return Err(VerifyFailure::IssuerMismatch {
-                        expected: issuer.describe(),
-                        found: summary.issuer,
-                    });
-                }
+                check_keyless(
+                    leaf_der, leaf, &summary, root, &times, subject, issuer, true,
+                )?;
             } else {
                 for t in &times {
                     if !cert::valid_at(leaf, *t) {
@@ -364,7 +336,63 @@ pub fn verify_bundle(
     })
 }
 
-fn spki_of(key: &PublicKey) -> Vec<u8> {
+/// Keyless checks of a leaf at the trusted `times`: leaf usage, path to a trusted Fulcio CA valid at every
+/// time, SCT (when `require_sct`), SAN identity and OIDC issuer. A certificate without an issuer extension
+/// (2021 Fulcio) is matched as the empty string, as cosign does, so only an issuer matcher accepting `""`
+/// (e.g. the regexp `.*`) accepts it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_keyless(
+    leaf_der: &[u8],
+    leaf: &x509_cert::Certificate,
+    summary: &CertificateSummary,
+    root: &TrustedRoot,
+    times: &[i64],
+    subject: &Matcher,
+    issuer: &Matcher,
+    require_sct: bool,
+) -> Result<(), VerifyFailure> {
+    if times.is_empty() {
+        return Err(VerifyFailure::NoTrustedTime);
+    }
+    cert::check_leaf_usage(leaf)?;
+    let mut last = None;
+    let mut issuer_cert = None;
+    for ca in &root.certificate_authorities {
+        if !times.iter().all(|t| ca.valid_for.contains(*t)) {
+            continue;
+        }
+        match cert::verify_path(leaf_der, leaf, &ca.chain, times) {
+            Ok(i) => {
+                issuer_cert = Some(i);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let issuer_cert = issuer_cert.ok_or_else(|| {
+        last.unwrap_or_else(|| {
+            VerifyFailure::ChainInvalid("no trusted CA valid at the signing time".into())
+        })
+    })?;
+    if require_sct {
+        cert::verify_sct(leaf_der, leaf, &issuer_cert, &root.ctlogs)?;
+    }
+    if !summary.san.iter().any(|s| subject.matches(s)) {
+        return Err(VerifyFailure::IdentityMismatch {
+            expected: subject.describe(),
+            found: summary.san.clone(),
+        });
+    }
+    if !issuer.matches(summary.issuer.as_deref().unwrap_or("")) {
+        return Err(VerifyFailure::IssuerMismatch {
+            expected: issuer.describe(),
+            found: summary.issuer.clone(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn spki_of(key: &PublicKey) -> Vec<u8> {
     use spki::EncodePublicKey as _;
     let der = match key {
         PublicKey::P256(k) => k.to_public_key_der().ok(),

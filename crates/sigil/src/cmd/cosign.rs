@@ -1,5 +1,11 @@
-//! `sigil generate-key-pair|sign|attest|verify|verify-attestation`: cosign-compatible key-based signing
-//! in the legacy `.sig`/`.att` tag format (the work is in `sigil-cosign`).
+//! `sigil generate-key-pair|sign|attest|verify|verify-attestation`: cosign-compatible signing in the
+//! legacy `.sig`/`.att` tag format or as Sigstore bundle referrers (`--bundle`, cosign v3), and
+//! verification of both with a key, a pinned certificate (`--certificate [--certificate-chain]`) or a
+//! keyless identity (`--certificate-identity[-regexp] --certificate-oidc-issuer[-regexp]
+//! --trusted-root`). The work is in `sigil-cosign` and `sigil-sigstore`.
+//!
+//! Verification searches both the legacy tag and the image's bundle referrers; it succeeds when at
+//! least one signature passes every check.
 //!
 //! `verify` prints the verified simple-signing payloads as a JSON array on stdout (as cosign does);
 //! `verify-attestation` prints one JSON object per verified attestation (`payloadType`, `payload`,
@@ -10,9 +16,13 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
+use sigil_artifacts::Referrers;
 use sigil_client::RegistryClient;
-use sigil_cosign::{CosignError, PrivateKey, PublicKey, Trust, VerifyError, keys};
+use sigil_cosign::bundles::{self, VerifiedBundle};
+use sigil_cosign::legacy::CertificateTrust;
+use sigil_cosign::{PrivateKey, PublicKey, SignatureFailure, Trust, VerifyError, keys};
 use sigil_oci::Reference;
+use sigil_sigstore::{Matcher, Policy, TrustedRoot};
 
 use super::artifacts::registry_ref;
 use super::inspect::client;
@@ -38,25 +48,138 @@ fn print_stats(stats: bool, client: &RegistryClient) {
     }
 }
 
-/// The trusted keys from the trust options; keyless/certificate options are not supported yet.
+fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn matcher(
+    exact: &Option<String>,
+    re: &Option<String>,
+    what: &str,
+) -> anyhow::Result<Option<Matcher>> {
+    match (exact, re) {
+        (Some(_), Some(_)) => bail!("give only one of --{what} and --{what}-regexp"),
+        (Some(e), None) => Ok(Some(Matcher::Exact(e.clone()))),
+        (None, Some(r)) => Ok(Some(
+            Matcher::regex(r).map_err(|e| anyhow!("--{what}-regexp: {e}"))?,
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The trust anchors from the trust options: a key, a pinned certificate (with optional chain and
+/// trusted root for the Rekor SET), or a keyless identity + issuer (which needs `--trusted-root`).
 fn trust_from(t: &TrustOptions) -> anyhow::Result<Trust> {
-    let keyless = t.certificate.is_some()
-        || t.certificate_chain.is_some()
-        || t.certificate_identity.is_some()
-        || t.certificate_identity_regexp.is_some()
-        || t.certificate_oidc_issuer.is_some()
-        || t.certificate_oidc_issuer_regexp.is_some()
-        || t.trusted_root.is_some();
-    match &t.key {
-        Some(_) if keyless => {
-            bail!("--key cannot be combined with certificate or keyless options")
+    let subject = matcher(
+        &t.certificate_identity,
+        &t.certificate_identity_regexp,
+        "certificate-identity",
+    )?;
+    let issuer = matcher(
+        &t.certificate_oidc_issuer,
+        &t.certificate_oidc_issuer_regexp,
+        "certificate-oidc-issuer",
+    )?;
+    let identity = subject.is_some() || issuer.is_some();
+    let root = t
+        .trusted_root
+        .as_ref()
+        .map(|p| {
+            let bytes = std::fs::read(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            TrustedRoot::from_json(&bytes).map_err(|e| anyhow!("{}: {e}", p.display()))
+        })
+        .transpose()?;
+    if t.certificate_chain.is_some() && t.certificate.is_none() {
+        bail!("--certificate-chain needs --certificate");
+    }
+    if let Some(path) = &t.key {
+        if identity || t.certificate.is_some() || t.trusted_root.is_some() {
+            bail!("--key cannot be combined with certificate or keyless options");
         }
-        Some(path) => Ok(Trust::key(PublicKey::load(path)?)),
-        None if keyless => Err(CosignError::Unsupported(
-            "certificate/keyless verification of image signatures",
-        )
-        .into()),
-        None => bail!("a public key is required: --key cosign.pub"),
+        return Ok(Trust::key(PublicKey::load(path)?));
+    }
+    if let Some(path) = &t.certificate {
+        if identity {
+            bail!("--certificate cannot be combined with --certificate-identity/-oidc-issuer");
+        }
+        let pem = read_text(path)?;
+        let leaf = sigil_sigstore::crypto::pem_decode(&pem, "CERTIFICATE")
+            .ok_or_else(|| anyhow!("{}: no PEM certificate", path.display()))?;
+        let chain = match &t.certificate_chain {
+            Some(p) => {
+                let c = sigil_sigstore::crypto::pem_decode_all(&read_text(p)?, "CERTIFICATE")
+                    .unwrap_or_default();
+                if c.is_empty() {
+                    bail!("{}: no PEM certificate", p.display());
+                }
+                c
+            }
+            None => Vec::new(),
+        };
+        return Ok(Trust {
+            keys: Vec::new(),
+            certificate: Some(CertificateTrust {
+                policy: Policy::Certificate(leaf),
+                chain,
+                root,
+                require_sct: !t.insecure_ignore_sct,
+            }),
+        });
+    }
+    match (subject, issuer) {
+        (Some(subject), Some(issuer)) => {
+            let root = root.ok_or_else(|| {
+                anyhow!("keyless verification needs --trusted-root trusted_root.json (offline)")
+            })?;
+            Ok(Trust {
+                keys: Vec::new(),
+                certificate: Some(CertificateTrust {
+                    policy: Policy::Identity { subject, issuer },
+                    chain: Vec::new(),
+                    root: Some(root),
+                    require_sct: !t.insecure_ignore_sct,
+                }),
+            })
+        }
+        (Some(_), None) => bail!("keyless verification needs --certificate-oidc-issuer[-regexp]"),
+        (None, Some(_)) => bail!("keyless verification needs --certificate-identity[-regexp]"),
+        (None, None) if t.trusted_root.is_some() => {
+            bail!("--trusted-root needs --certificate or --certificate-identity/-oidc-issuer")
+        }
+        (None, None) => bail!("a public key is required: --key cosign.pub"),
+    }
+}
+
+/// Merges the legacy result with the bundle results: `Ok` with what verified, or the failure with the
+/// bundle failures appended.
+fn merge<T>(
+    legacy: Result<Vec<T>, VerifyError>,
+    bundles: Result<(Vec<VerifiedBundle>, Vec<SignatureFailure>), sigil_cosign::CosignError>,
+    kind: &'static str,
+) -> Result<(Vec<T>, Vec<VerifiedBundle>), VerifyError> {
+    let (ok_b, fail_b) = match bundles {
+        Ok(b) => b,
+        Err(e) => match legacy {
+            // A registry error while listing referrers does not hide verified legacy signatures.
+            Ok(v) if !v.is_empty() => {
+                eprintln!("warning: bundle referrers not searched: {e}");
+                return Ok((v, Vec::new()));
+            }
+            _ => return Err(e.into()),
+        },
+    };
+    match legacy {
+        Ok(v) => Ok((v, ok_b)),
+        Err(_) if !ok_b.is_empty() => Ok((Vec::new(), ok_b)),
+        Err(VerifyError::NoneValid { kind, mut failures }) => {
+            failures.extend(fail_b);
+            Err(VerifyError::NoneValid { kind, failures })
+        }
+        Err(VerifyError::NotFound { .. }) if !fail_b.is_empty() => Err(VerifyError::NoneValid {
+            kind,
+            failures: fail_b,
+        }),
+        Err(e) => Err(e),
     }
 }
 
@@ -89,20 +212,35 @@ pub async fn generate_key_pair(a: GenerateKeyPairArgs) -> anyhow::Result<ExitCod
 }
 
 pub async fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
-    if a.bundle {
-        return Err(CosignError::Unsupported("sign --bundle (Sigstore bundle referrers)").into());
-    }
     let image = registry_ref(&a.reference)?;
     let annotations = parse_annotations(&a.annotations)?;
+    if a.bundle && (!annotations.is_empty() || a.certificate.is_some()) {
+        bail!("sign --bundle does not support -a or --certificate (keyed bundles only)");
+    }
+    let cert = a.certificate.as_deref().map(read_text).transpose()?;
+    let chain = a.certificate_chain.as_deref().map(read_text).transpose()?;
     let key = PrivateKey::load(&a.key)?;
     let client = client(&a.registry)?;
+    if a.bundle {
+        let referrers = Referrers::new(client.clone());
+        let r = bundles::sign_image_bundle(&referrers, &image, &key).await;
+        print_stats(a.stats, &client);
+        let (digest, referrer) = r?;
+        eprintln!(
+            "Signed {}@{digest} (bundle referrer)",
+            image.repository_name()
+        );
+        println!("{referrer}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let signature_repo = std::env::var("COSIGN_REPOSITORY").ok();
-    let r = sigil_cosign::sign_image(
+    let r = sigil_cosign::legacy::sign_image_with(
         &client,
         &image,
         &key,
         &annotations,
         signature_repo.as_deref(),
+        cert.as_deref().map(|c| (c, chain.as_deref())),
     )
     .await;
     print_stats(a.stats, &client);
@@ -113,14 +251,25 @@ pub async fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
-    if a.bundle {
-        return Err(CosignError::Unsupported("attest --bundle (Sigstore bundle referrers)").into());
-    }
     let image = registry_ref(&a.reference)?;
     let predicate =
         std::fs::read(&a.predicate).map_err(|e| anyhow!("{}: {e}", a.predicate.display()))?;
     let key = PrivateKey::load(&a.key)?;
     let client = client(&a.registry)?;
+    if a.bundle {
+        let referrers = Referrers::new(client.clone());
+        let r =
+            bundles::attest_image_bundle(&referrers, &image, &key, &a.predicate_type, &predicate)
+                .await;
+        print_stats(a.stats, &client);
+        let (digest, referrer) = r?;
+        eprintln!(
+            "Attested {}@{digest} (bundle referrer)",
+            image.repository_name()
+        );
+        println!("{referrer}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let signature_repo = std::env::var("COSIGN_REPOSITORY").ok();
     let r = sigil_cosign::attest_image(
         &client,
@@ -143,7 +292,7 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let trust = trust_from(&a.trust)?;
     let annotations = parse_annotations(&a.annotations)?;
     let client = client(&a.registry)?;
-    let r = sigil_cosign::verify_image(
+    let legacy = sigil_cosign::verify_image(
         &client,
         &image,
         &trust,
@@ -151,10 +300,31 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         a.signature_repository.as_deref(),
     )
     .await;
+    let referrers = Referrers::new(client.clone());
+    let found = bundles::verify_image_bundles(
+        &referrers,
+        &image,
+        &trust,
+        Some(bundles::SIGN_PREDICATE_TYPE),
+    )
+    .await
+    .map(|(ok, mut failures)| {
+        // Bundle statements carry no simple-signing annotations: with -a they cannot match.
+        if annotations.is_empty() {
+            (ok, failures)
+        } else {
+            failures.extend(ok.iter().map(|_| SignatureFailure::Annotation {
+                key: annotations.keys().next().cloned().unwrap_or_default(),
+                value: annotations.values().next().cloned().unwrap_or_default(),
+            }));
+            (Vec::new(), failures)
+        }
+    });
     print_stats(a.stats, &client);
-    match r {
-        Ok(sigs) => {
-            let out: Vec<_> = sigs.into_iter().map(|s| s.payload).collect();
+    match merge(legacy, found, "signatures") {
+        Ok((sigs, bundles)) => {
+            let mut out: Vec<_> = sigs.into_iter().map(|s| s.payload).collect();
+            out.extend(bundles.into_iter().map(|b| b.statement));
             println!("{}", serde_json::to_string(&out)?);
             eprintln!("Verified {} signature(s) for {image}", out.len());
             Ok(ExitCode::SUCCESS)
@@ -167,7 +337,7 @@ pub async fn verify_attestation(a: VerifyAttestationArgs) -> anyhow::Result<Exit
     let image = registry_ref(&a.reference)?;
     let trust = trust_from(&a.trust)?;
     let client = client(&a.registry)?;
-    let r = sigil_cosign::verify_attestations(
+    let legacy = sigil_cosign::verify_attestations(
         &client,
         &image,
         &trust,
@@ -175,17 +345,43 @@ pub async fn verify_attestation(a: VerifyAttestationArgs) -> anyhow::Result<Exit
         a.signature_repository.as_deref(),
     )
     .await;
+    let wanted = a
+        .predicate_type
+        .as_deref()
+        .map(sigil_cosign::payload::predicate_type_uri)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let referrers = Referrers::new(client.clone());
+    let found = bundles::verify_image_bundles(&referrers, &image, &trust, wanted.as_deref())
+        .await
+        .map(|(ok, mut failures)| {
+            // Without --type, image signature bundles are not attestations.
+            let (keep, sigs): (Vec<_>, Vec<_>) = ok.into_iter().partition(|b| {
+                wanted.is_some() || b.predicate_type != bundles::SIGN_PREDICATE_TYPE
+            });
+            failures.extend(sigs.into_iter().map(|b| SignatureFailure::PredicateType {
+                wanted: "an attestation predicate".into(),
+                found: b.predicate_type,
+            }));
+            (keep, failures)
+        });
     print_stats(a.stats, &client);
-    match r {
-        Ok(atts) => {
-            for att in &atts {
-                let mut v = serde_json::to_value(&att.envelope)?;
+    match merge(legacy, found, "attestations") {
+        Ok((atts, bundles)) => {
+            let envelopes = atts
+                .into_iter()
+                .map(|a| (a.envelope, a.statement))
+                .chain(bundles.into_iter().map(|b| (b.envelope, b.statement)));
+            let mut n = 0;
+            for (envelope, statement) in envelopes {
+                let mut v = serde_json::to_value(&envelope)?;
                 if let Some(o) = v.as_object_mut() {
-                    o.insert("statement".into(), att.statement.clone());
+                    o.insert("statement".into(), statement);
                 }
                 println!("{}", serde_json::to_string(&v)?);
+                n += 1;
             }
-            eprintln!("Verified {} attestation(s) for {image}", atts.len());
+            eprintln!("Verified {n} attestation(s) for {image}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => report_failure(&image, e),

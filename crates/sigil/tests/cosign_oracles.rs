@@ -1,0 +1,610 @@
+//! Cosign interoperability with independent implementations:
+//! - `scripts/oracles/cosign-legacy.py` (Python `cryptography` + PyNaCl, written from the formats): legacy
+//!   `.sig` signatures and encrypted key files in both directions, against `sigil registry serve` and
+//!   docker-registry 2.8.2;
+//! - sigstore-python 4.5.1 signing keylessly against `scripts/oracles/sigstore-mock-server.js`
+//!   (@sigstore/mock's fake Fulcio/Rekor/TSA on 127.0.0.1): its bundles must pass `sigil verify-blob` and
+//!   `verify-blob-attestation` with the mock's trusted root, and fail with a wrong identity, issuer or root.
+//!
+//! Each test skips when its tool is missing, unless `SIGIL_REQUIRE_ORACLES=1` (then it fails).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const PASSWORD: &str = "oracle pass phrase";
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The oracle venv's python, when it has `cryptography` and PyNaCl.
+fn oracle_python(modules: &str) -> Option<PathBuf> {
+    let py = oracles_home().join("venv/bin/python");
+    let ok = py.is_file()
+        && Command::new(&py)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if ok {
+        Some(py)
+    } else {
+        skip(&format!(
+            "no venv with {modules} at {} (scripts/install-test-deps.sh)",
+            py.display()
+        ))
+    }
+}
+
+// ---- legacy .sig signatures and key files ----------------------------------------------------------------
+
+/// Runs `cosign-legacy.py ARGS` in `dir` with `password` as `$COSIGN_PASSWORD`.
+fn py_legacy(py: &Path, dir: &Path, password: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(py);
+    cmd.arg(repo_root().join("scripts/oracles/cosign-legacy.py"))
+        .args(args)
+        .current_dir(dir)
+        .env("COSIGN_PASSWORD", password)
+        .env("SIGIL_ORACLES_HOME", oracles_home());
+    run_command(cmd)
+}
+
+fn py_ok(py: &Path, dir: &Path, args: &[&str]) -> Value {
+    let out = py_legacy(py, dir, PASSWORD, args);
+    let stdout = expect_success(&format!("cosign-legacy.py {}", args.join(" ")), &out);
+    serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "cosign-legacy.py printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&stdout)
+        )
+    })
+}
+
+/// `cosign-legacy.py verify`: (exit code, JSON report).
+fn py_verify(py: &Path, dir: &Path, key: &str, image: &str) -> (i32, Value) {
+    let out = py_legacy(py, dir, PASSWORD, &["verify", "--key", key, image]);
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "cosign-legacy.py verify printed no JSON ({e}); exit {code}; stderr: {}",
+            stderr(&out)
+        )
+    });
+    (code, v)
+}
+
+/// Asserts the Python verifier accepts `image` with `key`; returns how many layers passed and failed.
+fn py_verifies(py: &Path, dir: &Path, key: &str, image: &str, digest: &str) -> (usize, usize) {
+    let (code, v) = py_verify(py, dir, key, image);
+    assert_eq!(code, 0, "python verify --key {key} {image}: {v}");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["digest"], digest, "{v}");
+    let sigs = v["signatures"].as_array().unwrap();
+    let ok = sigs.iter().filter(|s| s["ok"] == true).count();
+    (ok, sigs.len() - ok)
+}
+
+fn py_rejects(py: &Path, dir: &Path, key: &str, image: &str, why: &str) {
+    let (code, v) = py_verify(py, dir, key, image);
+    assert_eq!(
+        code, 1,
+        "python verify --key {key} {image} should fail: {v}"
+    );
+    assert_eq!(v["verified"], false, "{v}");
+    let errors: Vec<&str> = v["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["error"].as_str())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains(why)),
+        "python verify --key {key} {image}: no error mentions {why:?}: {v}"
+    );
+}
+
+fn sigil_run(dir: &Path, password: &str, args: &[&str]) -> Output {
+    let mut cmd = sigil_command(args);
+    cmd.current_dir(dir).env("COSIGN_PASSWORD", password);
+    run_command(cmd)
+}
+
+/// `sigil verify --key KEY IMAGE` succeeds; returns the verified payloads.
+fn sigil_verifies(dir: &Path, key: &str, image: &str, digest: &str) -> Vec<Value> {
+    let out = sigil_run(dir, PASSWORD, &["verify", "--key", key, image]);
+    let stdout = expect_success(&format!("sigil verify --key {key} {image}"), &out);
+    let v: Value = serde_json::from_slice(&stdout).unwrap();
+    let arr = v.as_array().unwrap().clone();
+    assert!(!arr.is_empty(), "sigil verify printed no payload: {v}");
+    for p in &arr {
+        assert_eq!(p["critical"]["image"]["docker-manifest-digest"], digest);
+        assert_eq!(p["critical"]["type"], "cosign container image signature");
+    }
+    arr
+}
+
+fn sigil_rejects(dir: &Path, key: &str, image: &str) {
+    let out = sigil_run(dir, PASSWORD, &["verify", "--key", key, image]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "sigil verify --key {key} {image} should fail:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+}
+
+async fn legacy_interop(py: &Path, addr: &str, http: &Http) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let seed = fresh_seed();
+    let a = push_small_image(http, "interop/app", "a", seed).await;
+    let b = push_small_image(http, "interop/app", "b", seed + 1).await;
+    let c = push_small_image(http, "interop/app", "c", seed + 2).await;
+    let e = push_small_image(http, "interop/app", "e", seed + 3).await;
+    let at = |img: &Image| format!("{addr}/interop/app@{}", img.digest());
+    let (ra, rb, rc, re) = (at(&a), at(&b), at(&c), at(&e));
+
+    // Key files: a Python-written encrypted key, a plain PKCS#8 PEM key, a sigil-written encrypted key.
+    py_ok(py, d, &["keygen", "--output-key-prefix", "py"]);
+    let py_key = std::fs::read_to_string(d.join("py.key")).unwrap();
+    assert!(py_key.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"));
+    py_ok(
+        py,
+        d,
+        &["keygen", "--plain", "--output-key-prefix", "plain"],
+    );
+    expect_success(
+        "sigil generate-key-pair",
+        &sigil_run(
+            d,
+            PASSWORD,
+            &["generate-key-pair", "--output-key-prefix", "sg"],
+        ),
+    );
+
+    // 1. Python signs A with its encrypted key (by tag): sigil verifies, with the annotation.
+    let signed = py_ok(
+        py,
+        d,
+        &[
+            "sign",
+            "--key",
+            "py.key",
+            "-a",
+            "signer=python",
+            &format!("{addr}/interop/app:a"),
+        ],
+    );
+    assert_eq!(signed["digest"], a.digest(), "{signed}");
+    assert_eq!(signed["signatures"], 1, "{signed}");
+    let got = sigil_verifies(d, "py.pub", &ra, a.digest());
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["optional"]["signer"], "python");
+    assert_eq!(
+        got[0]["critical"]["identity"]["docker-reference"],
+        format!("{addr}/interop/app")
+    );
+    expect_success(
+        "sigil verify -a",
+        &sigil_run(
+            d,
+            PASSWORD,
+            &["verify", "--key", "py.pub", "-a", "signer=python", &ra],
+        ),
+    );
+    assert_eq!(py_verifies(py, d, "py.pub", &ra, a.digest()), (1, 0));
+
+    // 2. A plain PEM key appends a second signature: sigil verifies with either key.
+    let signed = py_ok(py, d, &["sign", "--key", "plain.key", &ra]);
+    assert_eq!(signed["signatures"], 2, "{signed}");
+    sigil_verifies(d, "plain.pub", &ra, a.digest());
+    sigil_verifies(d, "py.pub", &ra, a.digest());
+    assert_eq!(py_verifies(py, d, "plain.pub", &ra, a.digest()), (1, 1));
+
+    // 3. sigil signs B; the Python verifier accepts every layer.
+    expect_success(
+        "sigil sign B",
+        &sigil_run(d, PASSWORD, &["sign", "--key", "sg.key", &rb]),
+    );
+    assert_eq!(py_verifies(py, d, "sg.pub", &rb, b.digest()), (1, 0));
+    // sigil appends to the .sig manifest Python wrote, keeping Python's layers intact.
+    expect_success(
+        "sigil sign A",
+        &sigil_run(d, PASSWORD, &["sign", "--key", "sg.key", &ra]),
+    );
+    assert_eq!(py_verifies(py, d, "sg.pub", &ra, a.digest()), (1, 2));
+    assert_eq!(py_verifies(py, d, "py.pub", &ra, a.digest()), (1, 2));
+    sigil_verifies(d, "py.pub", &ra, a.digest());
+    // ... and Python appends to sigil's.
+    let signed = py_ok(py, d, &["sign", "--key", "py.key", &rb]);
+    assert_eq!(signed["signatures"], 2, "{signed}");
+    sigil_verifies(d, "sg.pub", &rb, b.digest());
+    sigil_verifies(d, "py.pub", &rb, b.digest());
+
+    // 4. sigil's key file decrypts in Python and signs C; both verifiers accept it.
+    let signed = py_ok(py, d, &["sign", "--key", "sg.key", &rc]);
+    assert_eq!(signed["alreadySigned"], false, "{signed}");
+    sigil_verifies(d, "sg.pub", &rc, c.digest());
+    assert_eq!(py_verifies(py, d, "sg.pub", &rc, c.digest()), (1, 0));
+    // Python's key file signs with sigil.
+    expect_success(
+        "sigil sign with a python key",
+        &sigil_run(d, PASSWORD, &["sign", "--key", "py.key", &rc]),
+    );
+    assert_eq!(py_verifies(py, d, "py.pub", &rc, c.digest()), (1, 1));
+
+    // 5. Negative controls.
+    // Wrong key, both directions: C is signed by sg and py only, E by Python's plain key only.
+    py_ok(py, d, &["sign", "--key", "plain.key", &re]);
+    sigil_rejects(d, "sg.pub", &re);
+    sigil_rejects(d, "py.pub", &re);
+    sigil_rejects(d, "plain.pub", &rc);
+    py_rejects(py, d, "plain.pub", &rc, "does not verify");
+    py_rejects(py, d, "sg.pub", &re, "does not verify");
+    // Wrong password on each other's key files.
+    let o = py_legacy(py, d, "wrong", &["sign", "--key", "sg.key", &re]);
+    assert_eq!(o.status.code(), Some(2), "python with a wrong password");
+    assert!(stderr(&o).contains("decrypt"), "{}", stderr(&o));
+    let o = sigil_run(d, "wrong", &["sign", "--key", "py.key", &re]);
+    assert!(
+        !o.status.success(),
+        "sigil sign with a wrong password succeeded"
+    );
+    // An unsigned image fails both.
+    let unsigned = push_small_image(http, "interop/app", "u", seed + 4).await;
+    sigil_rejects(d, "py.pub", &at(&unsigned));
+    let (code, v) = py_verify(py, d, "py.pub", &at(&unsigned));
+    assert_eq!((code, &v["found"]), (1, &Value::Bool(false)), "{v}");
+    // A replayed signature: E's .sig manifest (valid plain-key signature over E) stored as the .sig of the
+    // unsigned image. The signature still verifies but names another digest; both verifiers refuse it.
+    let e_tag = format!("sha256-{}.sig", e.digest().trim_start_matches("sha256:"));
+    let u_tag = format!(
+        "sha256-{}.sig",
+        unsigned.digest().trim_start_matches("sha256:")
+    );
+    let (st, ct, body) = http.get_manifest("interop/app", &e_tag).await;
+    assert!(st.is_success(), "{e_tag}: {st}");
+    http.push_manifest("interop/app", &u_tag, &media_type_of(&ct), &body)
+        .await;
+    sigil_rejects(d, "plain.pub", &at(&unsigned));
+    py_rejects(py, d, "plain.pub", &at(&unsigned), "docker-manifest-digest");
+}
+
+#[tokio::test]
+async fn cosign_legacy_python_interop_sigil_registry() {
+    let Some(py) = oracle_python("cryptography, nacl.secret") else {
+        return;
+    };
+    let reg = SigilRegistry::start_default();
+    legacy_interop(&py, &reg.addr(), &reg.http()).await;
+}
+
+#[tokio::test]
+async fn cosign_legacy_python_interop_docker_registry() {
+    let Some(py) = oracle_python("cryptography, nacl.secret") else {
+        return;
+    };
+    let Some(reg) = DockerRegistry::start(false) else {
+        return;
+    };
+    legacy_interop(&py, &reg.addr(), &reg.http()).await;
+}
+
+// ---- keyless bundles: sigstore-python against @sigstore/mock ---------------------------------------------
+
+/// `scripts/oracles/sigstore-mock.js` on a free loopback port, with its trust files in a temp dir. Killed
+/// on drop.
+struct SigstoreMock {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    trusted_root: PathBuf,
+    trust_config: PathBuf,
+}
+
+impl SigstoreMock {
+    fn start() -> Option<Self> {
+        let Some(node) = which("node") else {
+            return skip("node is not installed (scripts/install-test-deps.sh)");
+        };
+        let npm = oracles_home().join("npm/node_modules/@sigstore/mock");
+        if !npm.is_dir() {
+            return skip(&format!(
+                "@sigstore/mock is not installed at {} (scripts/install-test-deps.sh)",
+                npm.display()
+            ));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("sigstore-mock-")
+            .tempdir()
+            .unwrap();
+        let mut child = Command::new(node)
+            .arg(repo_root().join("scripts/oracles/sigstore-mock.js"))
+            .arg(dir.path().join("trust"))
+            .env("SIGIL_ORACLES_HOME", oracles_home())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("mock.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_default();
+        let Ok(info) = serde_json::from_str::<Value>(&line) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "sigstore-mock.js did not start ({line:?}): {}",
+                std::fs::read_to_string(dir.path().join("mock.log")).unwrap_or_default()
+            );
+        };
+        Some(SigstoreMock {
+            child,
+            trusted_root: PathBuf::from(info["trustedRoot"].as_str().unwrap()),
+            trust_config: PathBuf::from(info["trustConfig"].as_str().unwrap()),
+            _dir: dir,
+        })
+    }
+
+    /// Signs `input` with sigstore-python (`--dsse` for an in-toto statement) into the bundle `output`.
+    fn sign(
+        &self,
+        py: &Path,
+        identity: &str,
+        issuer: &str,
+        dsse: bool,
+        input: &Path,
+        output: &Path,
+    ) {
+        let mut cmd = Command::new(py);
+        cmd.arg(repo_root().join("scripts/oracles/sigstore-sign.py"))
+            .arg("--trust-config")
+            .arg(&self.trust_config)
+            .args(["--identity", identity, "--issuer", issuer])
+            .env("SIGIL_ORACLES_HOME", oracles_home());
+        if dsse {
+            cmd.arg("--dsse");
+        }
+        cmd.arg(input).arg(output);
+        let out = run_command(cmd);
+        let stdout = expect_success("sigstore-sign.py", &out);
+        let v: Value = serde_json::from_slice(&stdout).unwrap();
+        assert_eq!(
+            v["mediaType"], "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "{v}"
+        );
+        assert_eq!(
+            v["content"],
+            if dsse {
+                "dsseEnvelope"
+            } else {
+                "messageSignature"
+            },
+            "{v}"
+        );
+        assert_eq!(v["tlogEntries"], 1, "{v}");
+    }
+}
+
+impl Drop for SigstoreMock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const IDENTITY: &str = "https://ci.example.test/sigil/workflows/release@refs/heads/main";
+const ISSUER: &str = "https://issuer.example.test";
+
+/// `sigil verify-blob` / `verify-blob-attestation` (chosen by `cmd`) with the keyless options.
+fn sigil_keyless(
+    cmd: &str,
+    artifact: Option<&str>,
+    bundle: &Path,
+    identity: &str,
+    issuer: &str,
+    root: &Path,
+    extra: &[&str],
+) -> Output {
+    let (bundle, root) = (bundle.display().to_string(), root.display().to_string());
+    let mut args = vec![cmd];
+    args.extend(artifact);
+    args.extend([
+        "--bundle",
+        &bundle,
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        issuer,
+        "--trusted-root",
+        &root,
+    ]);
+    args.extend(extra);
+    sigil(&args)
+}
+
+fn expect_rejected(what: &str, out: &Output, needle: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what} should fail:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
+    assert!(
+        stderr(out).contains(needle),
+        "{what}: stderr lacks {needle:?}:\n{}",
+        stderr(out)
+    );
+}
+
+#[test]
+fn sigstore_python_keyless_bundles_verify_with_sigil() {
+    let Some(py) = oracle_python("sigstore.sign") else {
+        return;
+    };
+    let Some(mock) = SigstoreMock::start() else {
+        return;
+    };
+    let Some(other) = SigstoreMock::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = &mock.trusted_root;
+
+    // A message signature over a file.
+    let blob = d.join("release.tar");
+    std::fs::write(&blob, Rng::new(fresh_seed()).bytes(4096)).unwrap();
+    let blob_bundle = d.join("release.tar.sigstore.json");
+    mock.sign(&py, IDENTITY, ISSUER, false, &blob, &blob_bundle);
+    let blob_s = blob.display().to_string();
+    let blob_digest = digest_of(&std::fs::read(&blob).unwrap());
+    for artifact in [blob_s.as_str(), blob_digest.as_str()] {
+        let out = sigil_keyless(
+            "verify-blob",
+            Some(artifact),
+            &blob_bundle,
+            IDENTITY,
+            ISSUER,
+            root,
+            &[],
+        );
+        expect_success(&format!("sigil verify-blob {artifact}"), &out);
+    }
+
+    // A DSSE in-toto statement whose subject is an image digest.
+    let img = ImageSpec::new(fresh_seed()).layers(1, 512).build();
+    let hex = img.digest().trim_start_matches("sha256:").to_string();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "127.0.0.1:5000/demo/app", "digest": {"sha256": hex}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": {"buildType": "https://sigil.test/build/v1"}},
+    });
+    let stmt = d.join("statement.json");
+    std::fs::write(&stmt, serde_json::to_vec(&statement).unwrap()).unwrap();
+    let stmt_bundle = d.join("statement.sigstore.json");
+    mock.sign(&py, IDENTITY, ISSUER, true, &stmt, &stmt_bundle);
+    for (artifact, extra) in [
+        (None, &[][..]),
+        (Some(img.digest()), &[][..]),
+        (Some(img.digest()), &["--type", "slsaprovenance1"][..]),
+        (
+            Some(img.digest()),
+            &["--type", "https://slsa.dev/provenance/v1"][..],
+        ),
+    ] {
+        let out = sigil_keyless(
+            "verify-blob-attestation",
+            artifact,
+            &stmt_bundle,
+            IDENTITY,
+            ISSUER,
+            root,
+            extra,
+        );
+        let stdout = expect_success(
+            &format!("sigil verify-blob-attestation {artifact:?} {extra:?}"),
+            &out,
+        );
+        let printed: Value = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "verify-blob-attestation printed no statement ({e}): {}",
+                String::from_utf8_lossy(&stdout)
+            )
+        });
+        assert_eq!(printed, statement);
+    }
+
+    // Negative controls, for both bundles.
+    let wrong_root = &other.trusted_root;
+    // A trusted root whose CA is another mock's (logs unchanged): the certificate chain cannot be built.
+    let mut swapped: Value =
+        serde_json::from_slice(&std::fs::read(&mock.trusted_root).unwrap()).unwrap();
+    let other_root: Value =
+        serde_json::from_slice(&std::fs::read(&other.trusted_root).unwrap()).unwrap();
+    swapped["certificateAuthorities"] = other_root["certificateAuthorities"].clone();
+    let swapped_root = d.join("swapped_root.json");
+    std::fs::write(&swapped_root, serde_json::to_vec(&swapped).unwrap()).unwrap();
+    for (cmd, artifact, bundle) in [
+        ("verify-blob", Some(blob_s.as_str()), &blob_bundle),
+        ("verify-blob-attestation", Some(img.digest()), &stmt_bundle),
+    ] {
+        let run = |identity: &str, issuer: &str, root: &Path| {
+            sigil_keyless(cmd, artifact, bundle, identity, issuer, root, &[])
+        };
+        expect_rejected(
+            &format!("{cmd}: wrong identity"),
+            &run("https://ci.example.test/other", ISSUER, root),
+            "identity",
+        );
+        expect_rejected(
+            &format!("{cmd}: wrong issuer"),
+            &run(IDENTITY, "https://other-issuer.example.test", root),
+            "issuer",
+        );
+        for r in [wrong_root, &swapped_root] {
+            let out = run(IDENTITY, ISSUER, r);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{cmd} with a root lacking the CA ({}) should fail: {}",
+                r.display(),
+                stderr(&out)
+            );
+        }
+    }
+    // A tampered file, and a digest no subject names.
+    let tampered = d.join("tampered.tar");
+    std::fs::write(&tampered, b"not the signed bytes").unwrap();
+    expect_rejected(
+        "verify-blob tampered",
+        &sigil_keyless(
+            "verify-blob",
+            Some(&tampered.display().to_string()),
+            &blob_bundle,
+            IDENTITY,
+            ISSUER,
+            root,
+            &[],
+        ),
+        "digest",
+    );
+    expect_rejected(
+        "verify-blob-attestation other digest",
+        &sigil_keyless(
+            "verify-blob-attestation",
+            Some(&blob_digest),
+            &stmt_bundle,
+            IDENTITY,
+            ISSUER,
+            root,
+            &[],
+        ),
+        "subject",
+    );
+    expect_rejected(
+        "verify-blob-attestation wrong --type",
+        &sigil_keyless(
+            "verify-blob-attestation",
+            Some(img.digest()),
+            &stmt_bundle,
+            IDENTITY,
+            ISSUER,
+            root,
+            &["--type", "spdxjson"],
+        ),
+        "predicateType",
+    );
+}
