@@ -207,7 +207,11 @@ pub struct AttestorEvaluation {
 /// Evaluates `sets` (AND) with `verify` supplying the outcome of each leaf entry.
 ///
 /// `base` prefixes trace paths (e.g. `attestors` or `attestations[0].attestors`).
-pub fn evaluate_attestor_sets<F>(base: &str, sets: &[AttestorSet], mut verify: F) -> AttestorEvaluation
+pub fn evaluate_attestor_sets<F>(
+    base: &str,
+    sets: &[AttestorSet],
+    mut verify: F,
+) -> AttestorEvaluation
 where
     F: FnMut(&str, &Attestor) -> EntryOutcome,
 {

@@ -142,7 +142,10 @@ pub(crate) fn compile_conditions_value(
                 .enumerate()
                 .map(|(i, c)| compile_condition(c, &format!("{path}[{i}]")))
                 .collect::<Result<_, _>>()?;
-            Ok(AnyAllConditions { any: Vec::new(), all })
+            Ok(AnyAllConditions {
+                any: Vec::new(),
+                all,
+            })
         }
         _ => {
             let raw: RawAnyAll = crate::from_value_at(value, path)?;
@@ -151,7 +154,10 @@ pub(crate) fn compile_conditions_value(
     }
 }
 
-pub(crate) fn compile_any_all(raw: &RawAnyAll, path: &str) -> Result<AnyAllConditions, PolicyError> {
+pub(crate) fn compile_any_all(
+    raw: &RawAnyAll,
+    path: &str,
+) -> Result<AnyAllConditions, PolicyError> {
     let any = raw
         .any
         .iter()
@@ -169,7 +175,10 @@ pub(crate) fn compile_any_all(raw: &RawAnyAll, path: &str) -> Result<AnyAllCondi
 
 fn compile_condition(raw: &RawCondition, path: &str) -> Result<Condition, PolicyError> {
     let operator = Operator::parse(&raw.operator).ok_or_else(|| {
-        PolicyError::invalid(format!("{path}.operator"), format!("unknown operator `{}`", raw.operator))
+        PolicyError::invalid(
+            format!("{path}.operator"),
+            format!("unknown operator `{}`", raw.operator),
+        )
     })?;
     check_variables(&raw.key, &format!("{path}.key"))?;
     check_variables(&raw.value, &format!("{path}.value"))?;
@@ -186,7 +195,10 @@ fn check_variables(v: &Value, path: &str) -> Result<(), PolicyError> {
     match v {
         Value::String(s) => {
             if s.matches("{{").count() != s.matches("}}").count() {
-                return Err(PolicyError::invalid(path, format!("unbalanced `{{{{ }}}}` in `{s}`")));
+                return Err(PolicyError::invalid(
+                    path,
+                    format!("unbalanced `{{{{ }}}}` in `{s}`"),
+                ));
             }
             if let Some((start, end)) = innermost(s) {
                 let expr = s[start + 2..end].trim();
@@ -220,7 +232,11 @@ fn innermost(s: &str) -> Option<(usize, usize)> {
 pub fn substitute(v: &Value, data: &Value) -> Result<Value, EvalError> {
     match v {
         Value::String(s) => substitute_str(s, data),
-        Value::Array(a) => a.iter().map(|x| substitute(x, data)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| substitute(x, data))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
         Value::Object(m) => {
             let mut out = serde_json::Map::new();
             for (k, x) in m {
@@ -303,7 +319,10 @@ impl AnyAllConditions {
 }
 
 /// Evaluates a list of blocks (AND across the list).
-pub fn evaluate_all(blocks: &[AnyAllConditions], data: &Value) -> Result<ConditionsOutcome, EvalError> {
+pub fn evaluate_all(
+    blocks: &[AnyAllConditions],
+    data: &Value,
+) -> Result<ConditionsOutcome, EvalError> {
     let mut out = ConditionsOutcome {
         passed: true,
         failures: Vec::new(),
@@ -319,7 +338,12 @@ pub fn evaluate_all(blocks: &[AnyAllConditions], data: &Value) -> Result<Conditi
 impl Condition {
     fn describe(&self) -> String {
         self.message.clone().unwrap_or_else(|| {
-            format!("condition failed: {} {} {}", self.key, self.operator.name(), self.value)
+            format!(
+                "condition failed: {} {} {}",
+                self.key,
+                self.operator.name(),
+                self.value
+            )
         })
     }
 
@@ -337,7 +361,9 @@ pub fn apply_operator(op: Operator, key: &Value, value: &Value) -> Result<bool, 
     Ok(match op {
         O::Equals => equals(key, value),
         O::NotEquals => !equals(key, value),
-        O::In | O::AnyIn | O::AllIn | O::NotIn | O::AnyNotIn | O::AllNotIn => set_op(op, key, value)?,
+        O::In | O::AnyIn | O::AllIn | O::NotIn | O::AnyNotIn | O::AllNotIn => {
+            set_op(op, key, value)?
+        }
         O::GreaterThan | O::GreaterThanOrEquals | O::LessThan | O::LessThanOrEquals => {
             let ord = compare_numeric(key, value).ok_or_else(|| EvalError::Operand {
                 operator: op.name().into(),
@@ -345,7 +371,10 @@ pub fn apply_operator(op: Operator, key: &Value, value: &Value) -> Result<bool, 
             })?;
             ordering_ok(op, ord)
         }
-        O::DurationGreaterThan | O::DurationGreaterThanOrEquals | O::DurationLessThan | O::DurationLessThanOrEquals => {
+        O::DurationGreaterThan
+        | O::DurationGreaterThanOrEquals
+        | O::DurationLessThan
+        | O::DurationLessThanOrEquals => {
             let bad = |v: &Value| EvalError::Operand {
                 operator: op.name().into(),
                 message: format!("{v} is not a duration"),
@@ -379,7 +408,7 @@ fn equals(key: &Value, value: &Value) -> bool {
             _ => false,
         },
         (Value::Bool(k), Value::String(v)) | (Value::String(v), Value::Bool(k)) => {
-            v.parse::<bool>().ok() == Some(*k)
+            (v.eq_ignore_ascii_case("true") && *k) || (v.eq_ignore_ascii_case("false") && !*k)
         }
         _ => key == value,
     }
@@ -400,12 +429,12 @@ fn scalar_string(v: &Value) -> String {
     }
 }
 
-/// Is `k` a member of `set` (elements are wildcard patterns)?
+/// Is `k` a member of `set`? Kyverno's `keyExistsInArray` matches wildcards in both directions.
 fn member(k: &Value, set: &[Value]) -> bool {
     let ks = scalar_string(k);
     set.iter().any(|p| {
         let ps = scalar_string(p);
-        ps == ks || wildcard::matches(&ps, &ks) || equals(k, p)
+        ps == ks || wildcard::matches(&ps, &ks) || wildcard::matches(&ks, &ps) || equals(k, p)
     })
 }
 
@@ -494,13 +523,19 @@ pub fn parse_quantity(s: &str) -> Option<f64> {
         ("E", 1e18),
     ];
     for (suf, mult) in SUFFIXES {
-        if let Some(num) = s.strip_suffix(suf) {
-            if !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+') {
-                return num.parse::<f64>().ok().map(|n| n * mult);
-            }
+        if let Some(num) = s.strip_suffix(suf)
+            && !num.is_empty()
+            && num
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+')
+        {
+            return num.parse::<f64>().ok().map(|n| n * mult);
         }
     }
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+    {
         return s.parse::<f64>().ok();
     }
     None
@@ -521,13 +556,17 @@ pub fn parse_duration(s: &str) -> Option<f64> {
     }
     let mut total = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,

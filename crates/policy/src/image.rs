@@ -43,7 +43,10 @@ impl ImageInfo {
         let (path, tag) = match remainder[last_slash..].rfind(':') {
             Some(i) => {
                 let split = last_slash + i;
-                (remainder[..split].to_owned(), Some(remainder[split + 1..].to_owned()))
+                (
+                    remainder[..split].to_owned(),
+                    Some(remainder[split + 1..].to_owned()),
+                )
             }
             None => (remainder.clone(), None),
         };
@@ -140,12 +143,16 @@ pub fn extract_images(resource: &Value) -> Result<Vec<ExtractedImage>, EvalError
         ("containers", ContainerKind::Containers),
         ("ephemeralContainers", ContainerKind::EphemeralContainers),
     ] {
-        let Some(list) = spec.get(field) else { continue };
+        let Some(list) = spec.get(field) else {
+            continue;
+        };
         let list = list
             .as_array()
             .ok_or_else(|| EvalError::Resource(format!("{prefix}/{field} is not an array")))?;
         for (i, c) in list.iter().enumerate() {
-            let Some(image) = c.get("image") else { continue };
+            let Some(image) = c.get("image") else {
+                continue;
+            };
             let image = image.as_str().ok_or_else(|| {
                 EvalError::Resource(format!("{prefix}/{field}/{i}/image is not a string"))
             })?;
@@ -175,7 +182,14 @@ pub(crate) fn extract_custom(
 ) -> Vec<ExtractedImage> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let mut out = Vec::new();
-    walk(resource, &segments, String::new(), value_field, name_field, &mut out);
+    walk(
+        resource,
+        &segments,
+        String::new(),
+        value_field,
+        name_field,
+        &mut out,
+    );
     out
 }
 
@@ -208,7 +222,14 @@ fn walk(
         Some((&"*", rest)) => match node {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    walk(item, rest, format!("{pointer}/{i}"), value_field, name_field, out);
+                    walk(
+                        item,
+                        rest,
+                        format!("{pointer}/{i}"),
+                        value_field,
+                        name_field,
+                        out,
+                    );
                 }
             }
             Value::Object(map) => {

@@ -50,20 +50,22 @@ pub struct KindSelector {
 impl KindSelector {
     /// Parses as Kyverno's `ParseKindSelector`.
     pub fn parse(s: &str) -> Self {
-        let parts: Vec<&str> = s.split('/').collect();
+        // Kyverno splits on `/`, then splits the last part on `.` (`Pod.status` = `Pod/status`).
+        let mut parts: Vec<&str> = s.split('/').collect();
+        if let Some(last) = parts.pop() {
+            parts.extend(last.split('.'));
+        }
         let (g, v, k, sub) = match parts.as_slice() {
             [k] => ("*", "*", *k, ""),
-            [a, b] => {
-                // `Kind/subresource` if the first part starts upper-case, else `version/Kind`.
-                if a.chars().next().is_some_and(char::is_uppercase) {
-                    ("*", "*", *a, *b)
-                } else {
-                    ("*", *a, *b, "")
-                }
-            }
+            ["*", "*"] => ("*", "*", "*", "*"),
+            ["*", b] if b.to_lowercase() == *b => ("*", "*", "*", *b),
+            [a, b] if is_version(a) => ("*", *a, *b, ""),
+            [a, b] => ("*", "*", *a, *b),
+            [a, b, c] if is_version(a) => ("*", *a, *b, *c),
             [g, v, k] => (*g, *v, *k, ""),
-            [g, v, k, sub, ..] => (*g, *v, *k, *sub),
-            [] => ("*", "*", "", ""),
+            [g, v, k, sub] => (*g, *v, *k, *sub),
+            // Kyverno returns empty strings here, which match nothing.
+            _ => ("", "", "", "-"),
         };
         Self {
             group: Wildcard::new(g),
@@ -75,7 +77,7 @@ impl KindSelector {
 
     /// Matches group/version/kind of a main resource.
     pub fn matches(&self, group: &str, version: &str, kind: &str) -> bool {
-        self.subresource.is_empty()
+        (self.subresource.is_empty() || self.subresource == "*")
             && self.group.matches(group)
             && self.version.matches(version)
             && self.kind.matches(kind)
@@ -88,6 +90,30 @@ impl KindSelector {
             && matches!(self.group.as_str(), "*" | "")
             && matches!(self.version.as_str(), "*" | "v1")
     }
+}
+
+/// Kyverno's `versionRegex`: `^(v\d+((alpha|beta)\d+)?|\*)$`.
+fn is_version(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    let Some(rest) = s.strip_prefix('v') else {
+        return false;
+    };
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if digits == 0 {
+        return false;
+    }
+    let rest = &rest[digits..];
+    if rest.is_empty() {
+        return true;
+    }
+    let tail = rest
+        .strip_prefix("alpha")
+        .or_else(|| rest.strip_prefix("beta"));
+    tail.is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Label selector requirement operator.
@@ -122,19 +148,32 @@ impl LabelSelector {
                 "NotIn" => SelectorOp::NotIn,
                 "Exists" => SelectorOp::Exists,
                 "DoesNotExist" => SelectorOp::DoesNotExist,
-                other => return Err(PolicyError::invalid(format!("{p}.operator"), format!("unknown selector operator `{other}`"))),
+                other => {
+                    return Err(PolicyError::invalid(
+                        format!("{p}.operator"),
+                        format!("unknown selector operator `{other}`"),
+                    ));
+                }
             };
             let needs_values = matches!(op, SelectorOp::In | SelectorOp::NotIn);
             if needs_values == r.values.is_empty() {
                 return Err(PolicyError::invalid(
                     format!("{p}.values"),
-                    if needs_values { "values required for In/NotIn" } else { "values must be empty for Exists/DoesNotExist" },
+                    if needs_values {
+                        "values required for In/NotIn"
+                    } else {
+                        "values must be empty for Exists/DoesNotExist"
+                    },
                 ));
             }
             match_expressions.push((r.key.clone(), op, r.values.clone()));
         }
         Ok(Self {
-            match_labels: raw.match_labels.iter().map(|(k, v)| (k.clone(), Wildcard::new(v))).collect(),
+            match_labels: raw
+                .match_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), Wildcard::new(v)))
+                .collect(),
             match_expressions,
         })
     }
@@ -144,12 +183,15 @@ impl LabelSelector {
         self.match_labels
             .iter()
             .all(|(k, p)| labels.get(k).is_some_and(|v| p.matches(v)))
-            && self.match_expressions.iter().all(|(k, op, values)| match op {
-                SelectorOp::In => labels.get(k).is_some_and(|v| values.contains(v)),
-                SelectorOp::NotIn => labels.get(k).is_none_or(|v| !values.contains(v)),
-                SelectorOp::Exists => labels.contains_key(k),
-                SelectorOp::DoesNotExist => !labels.contains_key(k),
-            })
+            && self
+                .match_expressions
+                .iter()
+                .all(|(k, op, values)| match op {
+                    SelectorOp::In => labels.get(k).is_some_and(|v| values.contains(v)),
+                    SelectorOp::NotIn => labels.get(k).is_none_or(|v| !values.contains(v)),
+                    SelectorOp::Exists => labels.contains_key(k),
+                    SelectorOp::DoesNotExist => !labels.contains_key(k),
+                })
     }
 }
 
@@ -194,7 +236,10 @@ pub struct ResourceFacts {
 impl ResourceFacts {
     /// Collects facts from a resource object.
     pub fn from_resource(resource: &Value, namespace: &str, operation: Operation) -> Self {
-        let api_version = resource.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let api_version = resource
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_owned(), v.to_owned()),
             None => (String::new(), api_version.to_owned()),
@@ -213,8 +258,16 @@ impl ResourceFacts {
         Self {
             group,
             version,
-            kind: resource.get("kind").and_then(Value::as_str).unwrap_or("").to_owned(),
-            name: resource.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned(),
+            kind: resource
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            name: resource
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             namespace: namespace.to_owned(),
             labels: str_map("/metadata/labels"),
             annotations: str_map("/metadata/annotations"),
@@ -224,17 +277,30 @@ impl ResourceFacts {
 }
 
 impl ResourceDescription {
-    fn compile(raw: &RawResourceDescription, path: &str, require_kinds: bool) -> Result<Self, PolicyError> {
+    fn compile(
+        raw: &RawResourceDescription,
+        path: &str,
+        require_kinds: bool,
+    ) -> Result<Self, PolicyError> {
         if raw.namespace_selector.is_some() {
-            return Err(PolicyError::invalid(format!("{path}.namespaceSelector"), "not supported"));
+            return Err(PolicyError::invalid(
+                format!("{path}.namespaceSelector"),
+                "not supported",
+            ));
         }
         if require_kinds && raw.kinds.is_empty() {
-            return Err(PolicyError::invalid(format!("{path}.kinds"), "at least one kind is required"));
+            return Err(PolicyError::invalid(
+                format!("{path}.kinds"),
+                "at least one kind is required",
+            ));
         }
         let mut operations = Vec::new();
         for (i, o) in raw.operations.iter().enumerate() {
             operations.push(Operation::parse(o).ok_or_else(|| {
-                PolicyError::invalid(format!("{path}.operations[{i}]"), format!("unknown operation `{o}`"))
+                PolicyError::invalid(
+                    format!("{path}.operations[{i}]"),
+                    format!("unknown operation `{o}`"),
+                )
             })?);
         }
         let mut names: Vec<Wildcard> = raw.names.iter().map(|n| Wildcard::new(n)).collect();
@@ -245,8 +311,16 @@ impl ResourceDescription {
             kinds: raw.kinds.iter().map(|k| KindSelector::parse(k)).collect(),
             names,
             namespaces: raw.namespaces.iter().map(|n| Wildcard::new(n)).collect(),
-            annotations: raw.annotations.iter().map(|(k, v)| (Wildcard::new(k), Wildcard::new(v))).collect(),
-            selector: raw.selector.as_ref().map(|s| LabelSelector::compile(s, &format!("{path}.selector"))).transpose()?,
+            annotations: raw
+                .annotations
+                .iter()
+                .map(|(k, v)| (Wildcard::new(k), Wildcard::new(v)))
+                .collect(),
+            selector: raw
+                .selector
+                .as_ref()
+                .map(|s| LabelSelector::compile(s, &format!("{path}.selector")))
+                .transpose()?,
             operations,
         })
     }
@@ -263,16 +337,26 @@ impl ResourceDescription {
             });
         let ns_ok = self.namespaces.is_empty() || {
             // For Namespace objects Kyverno matches `namespaces` against the object name.
-            let ns = if facts.kind == "Namespace" { &facts.name } else { &facts.namespace };
+            let ns = if facts.kind == "Namespace" {
+                &facts.name
+            } else {
+                &facts.namespace
+            };
             self.namespaces.iter().any(|p| p.matches(ns))
         };
         kind_ok
             && ns_ok
             && (self.names.is_empty() || self.names.iter().any(|p| p.matches(&facts.name)))
             && self.annotations.iter().all(|(kp, vp)| {
-                facts.annotations.iter().any(|(k, v)| kp.matches(k) && vp.matches(v))
+                facts
+                    .annotations
+                    .iter()
+                    .any(|(k, v)| kp.matches(k) && vp.matches(v))
             })
-            && self.selector.as_ref().is_none_or(|s| s.matches(&facts.labels))
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&facts.labels))
             && (self.operations.is_empty() || self.operations.contains(&facts.operation))
     }
 
@@ -293,22 +377,40 @@ pub struct MatchBlock {
 
 impl MatchBlock {
     pub(crate) fn compile(raw: &RawMatch, path: &str, is_match: bool) -> Result<Self, PolicyError> {
-        for (field, v) in [("subjects", &raw.subjects), ("roles", &raw.roles), ("clusterRoles", &raw.cluster_roles)] {
+        for (field, v) in [
+            ("subjects", &raw.subjects),
+            ("roles", &raw.roles),
+            ("clusterRoles", &raw.cluster_roles),
+        ] {
             if v.is_some() {
-                return Err(PolicyError::invalid(format!("{path}.{field}"), "not supported"));
+                return Err(PolicyError::invalid(
+                    format!("{path}.{field}"),
+                    "not supported",
+                ));
             }
         }
-        let filters = |list: &[crate::raw::RawResourceFilter], which: &str| -> Result<Vec<ResourceDescription>, PolicyError> {
+        let filters = |list: &[crate::raw::RawResourceFilter],
+                       which: &str|
+         -> Result<Vec<ResourceDescription>, PolicyError> {
             list.iter()
                 .enumerate()
                 .map(|(i, f)| {
                     let p = format!("{path}.{which}[{i}]");
-                    for (field, v) in [("subjects", &f.subjects), ("roles", &f.roles), ("clusterRoles", &f.cluster_roles)] {
+                    for (field, v) in [
+                        ("subjects", &f.subjects),
+                        ("roles", &f.roles),
+                        ("clusterRoles", &f.cluster_roles),
+                    ] {
                         if v.is_some() {
-                            return Err(PolicyError::invalid(format!("{p}.{field}"), "not supported"));
+                            return Err(PolicyError::invalid(
+                                format!("{p}.{field}"),
+                                "not supported",
+                            ));
                         }
                     }
-                    let r = f.resources.as_ref().ok_or_else(|| PolicyError::invalid(format!("{p}.resources"), "required"))?;
+                    let r = f.resources.as_ref().ok_or_else(|| {
+                        PolicyError::invalid(format!("{p}.resources"), "required")
+                    })?;
                     ResourceDescription::compile(r, &format!("{p}.resources"), is_match)
                 })
                 .collect()
@@ -317,12 +419,22 @@ impl MatchBlock {
         let all = filters(&raw.all, "all")?;
         if let Some(r) = &raw.resources {
             if !raw.any.is_empty() || !raw.all.is_empty() {
-                return Err(PolicyError::invalid(format!("{path}.resources"), "cannot be combined with any/all"));
+                return Err(PolicyError::invalid(
+                    format!("{path}.resources"),
+                    "cannot be combined with any/all",
+                ));
             }
-            any.push(ResourceDescription::compile(r, &format!("{path}.resources"), is_match)?);
+            any.push(ResourceDescription::compile(
+                r,
+                &format!("{path}.resources"),
+                is_match,
+            )?);
         }
         if is_match && any.is_empty() && all.is_empty() {
-            return Err(PolicyError::invalid(path, "match requires any, all or resources"));
+            return Err(PolicyError::invalid(
+                path,
+                "match requires any, all or resources",
+            ));
         }
         Ok(Self { any, all })
     }
@@ -344,7 +456,11 @@ impl MatchBlock {
 
     /// True if every filter selects only `Pod` and has no name/selector/annotations.
     pub(crate) fn pod_only(&self) -> bool {
-        self.all_filters().all(|d| d.autogen_compatible() && !d.kinds.is_empty() && d.kinds.iter().all(KindSelector::is_pod))
+        self.all_filters().all(|d| {
+            d.autogen_compatible()
+                && !d.kinds.is_empty()
+                && d.kinds.iter().all(KindSelector::is_pod)
+        })
     }
 
     pub(crate) fn autogen_compatible(&self) -> bool {
@@ -372,7 +488,12 @@ impl AutogenControllers {
         match annotations.get(AUTOGEN_ANNOTATION).map(|s| s.trim()) {
             None | Some("") => Self::Default,
             Some("none") => Self::None,
-            Some(list) => Self::List(list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()),
+            Some(list) => Self::List(
+                list.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            ),
         }
     }
 
@@ -380,8 +501,53 @@ impl AutogenControllers {
     pub fn covers(&self, kind: &str) -> bool {
         match self {
             Self::None => false,
-            Self::Default => crate::image::TEMPLATE_CONTROLLERS.contains(&kind) || kind == "CronJob",
+            Self::Default => {
+                crate::image::TEMPLATE_CONTROLLERS.contains(&kind) || kind == "CronJob"
+            }
             Self::List(l) => l.iter().any(|k| k == kind),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(s: &str) -> (String, String, String, String) {
+        let k = KindSelector::parse(s);
+        (
+            k.group.as_str().to_owned(),
+            k.version.as_str().to_owned(),
+            k.kind.as_str().to_owned(),
+            k.subresource,
+        )
+    }
+
+    #[test]
+    fn kind_selectors_parse_as_kyverno() {
+        let t = |g: &str, v: &str, k: &str, s: &str| {
+            (g.to_owned(), v.to_owned(), k.to_owned(), s.to_owned())
+        };
+        assert_eq!(parts("Pod"), t("*", "*", "Pod", ""));
+        assert_eq!(parts("v1/Pod"), t("*", "v1", "Pod", ""));
+        assert_eq!(
+            parts("v2beta1/HorizontalPodAutoscaler"),
+            t("*", "v2beta1", "HorizontalPodAutoscaler", "")
+        );
+        assert_eq!(parts("Pod/status"), t("*", "*", "Pod", "status"));
+        assert_eq!(parts("Pod.status"), t("*", "*", "Pod", "status"));
+        assert_eq!(
+            parts("apps/v1/Deployment"),
+            t("apps", "v1", "Deployment", "")
+        );
+        assert_eq!(parts("v1/Pod/exec"), t("*", "v1", "Pod", "exec"));
+        assert_eq!(
+            parts("apps/v1/Deployment/scale"),
+            t("apps", "v1", "Deployment", "scale")
+        );
+        assert_eq!(parts("*/*"), t("*", "*", "*", "*"));
+        assert!(KindSelector::parse("Pod").is_pod());
+        assert!(KindSelector::parse("v1/Pod").is_pod());
+        assert!(!KindSelector::parse("apps/v1/Pod").is_pod());
     }
 }

@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn basics() {
-        assert!(matches("ghcr.io/kyverno/test-verify-image:*", "ghcr.io/kyverno/test-verify-image:signed"));
+        assert!(matches(
+            "ghcr.io/kyverno/test-verify-image:*",
+            "ghcr.io/kyverno/test-verify-image:signed"
+        ));
         assert!(matches("*", ""));
         assert!(matches("ghcr.io/*", "ghcr.io/kyverno/x:1"));
         assert!(!matches("ghcr.io/kyverno*", "ghcr.io/other/x:1"));
