@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# usage: scripts/bench.sh [--quick] [-- SIGIL-BENCH-ARGS...]
+# usage: scripts/bench.sh [--quick] [--verify | --registry] [-- SIGIL-BENCH-ARGS...]
 #
 # THE benchmark command: sigil's embedded registry against Debian's docker-registry 2.8.2, same machine,
-# same run. It
+# same run, then the signature-verification benchmark. It
 #   1. installs docker-registry if missing (scripts/install-test-deps.sh when present, else apt-get);
 #   2. builds `cargo build --release -p sigil -p sigil-bench`;
 #   3. starts docker-registry (filesystem storage in a fresh temp dir, deletes enabled, access log off,
 #      output to a log file) and `sigil registry serve` (fresh temp root, SIGIL_LOG=warn unless set) on
 #      free loopback ports, and waits until both answer GET /v2/;
-#   4. runs target/release/sigil-bench --sigil URL --peer URL [--quick] [SIGIL-BENCH-ARGS...]
-#      (manifest GET/s, blob push and pull throughput; see `sigil-bench --help`);
-#   5. stops both servers and deletes the temp dirs on exit (also on Ctrl-C or failure).
-# --quick is a smoke run (1 s phases, small images). Output: a comparison table and a final
-# `BENCH_JSON {...}` line. Exit status 0 even if targets are missed; non-zero only on errors.
+#   4. runs target/release/sigil-bench --suite all --sigil URL --peer URL [--quick] [SIGIL-BENCH-ARGS...]:
+#      the registry suite (manifest GET/s, blob push and pull throughput), then the verify suite
+#      (verifications/s of a keyless bundle offline, of a legacy key signature and a key bundle referrer
+#      on sigil's registry, and registry requests per verification); see `sigil-bench --help`;
+#   5. stops the servers and deletes the temp dirs on exit (also on Ctrl-C or failure).
+# --verify runs only the verify suite (no docker-registry needed or started); --registry only the
+# registry suite. --quick is a smoke run (1 s phases, small images). Output: a table and a
+# `BENCH_JSON {...}` line for the registry suite, a table and a `BENCH_JSON_VERIFY {...}` line for the verify
+# suite. Exit status 0 even if targets are missed; non-zero only on errors.
 # Environment: BENCH_KEEP=1 keeps the temp dir (logs, storage) for inspection.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 
 BENCH_ARGS=()
+SUITE=all
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) BENCH_ARGS+=(--quick) ;;
+    --verify) SUITE=verify ;;
+    --registry) SUITE=registry ;;
     --) shift; BENCH_ARGS+=("$@"); break ;;
-    -h | --help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -33,7 +40,9 @@ say() { echo "bench.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 # --- 1. docker-registry ---------------------------------------------------------------------------------------
-if ! command -v docker-registry >/dev/null 2>&1; then
+NEED_PEER=1
+[ "$SUITE" = verify ] && NEED_PEER=0
+if [ "$NEED_PEER" = 1 ] && ! command -v docker-registry >/dev/null 2>&1; then
   if [ -x scripts/install-test-deps.sh ]; then
     say "docker-registry missing: running scripts/install-test-deps.sh"
     bash scripts/install-test-deps.sh
@@ -45,7 +54,7 @@ if ! command -v docker-registry >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends docker-registry
   fi
 fi
-command -v docker-registry >/dev/null 2>&1 || die "docker-registry is still missing"
+[ "$NEED_PEER" = 0 ] || command -v docker-registry >/dev/null 2>&1 || die "docker-registry is still missing"
 command -v curl >/dev/null 2>&1 || die "curl is required"
 
 # --- 2. build -------------------------------------------------------------------------------------------------
@@ -108,8 +117,11 @@ wait_v2() {
   die "$1 did not answer 200 on $2/v2/ within 30 s (last status $code)"
 }
 
-PEER_PORT=$(free_port)
+PEER_PORT=
+PEER_PID=
 mkdir -p "$WORK/peer/storage" "$WORK/sigil/root"
+if [ "$NEED_PEER" = 1 ]; then
+PEER_PORT=$(free_port)
 cat >"$WORK/peer/config.yml" <<EOF
 version: 0.1
 log:
@@ -136,6 +148,7 @@ PEER_PID=$!
 PEER_URL=http://127.0.0.1:$PEER_PORT
 wait_v2 docker-registry "$PEER_URL" "$PEER_PID" "$WORK/peer/registry.log"
 PEER_VERSION=$(docker-registry --version 2>/dev/null | awk '{print $NF}')
+fi
 
 SIGIL_PORT=$(free_port "$PEER_PORT")
 SIGIL_LOG=${SIGIL_LOG:-warn} "$SIGIL" registry serve --addr "127.0.0.1:$SIGIL_PORT" --root "$WORK/sigil/root" \
@@ -145,12 +158,22 @@ SIGIL_PID=$!
 SIGIL_URL=http://127.0.0.1:$SIGIL_PORT
 wait_v2 "sigil registry serve" "$SIGIL_URL" "$SIGIL_PID" "$WORK/sigil/serve.log"
 
-say "docker-registry $PEER_VERSION on $PEER_URL (pid $PEER_PID), sigil $(git describe --always --dirty 2>/dev/null || echo "?") on $SIGIL_URL (pid $SIGIL_PID)"
+SIGIL_DESC="sigil $(git describe --always --dirty 2>/dev/null || echo "?") on $SIGIL_URL (pid $SIGIL_PID)"
+if [ "$NEED_PEER" = 1 ]; then
+  say "docker-registry $PEER_VERSION on $PEER_URL (pid $PEER_PID), $SIGIL_DESC"
+else
+  say "$SIGIL_DESC"
+fi
 
 # --- 4. benchmark ---------------------------------------------------------------------------------------------
 status=0
-"$BENCH" --sigil "$SIGIL_URL" --peer "$PEER_URL" --peer-label "docker-registry" "${BENCH_ARGS[@]}" || status=$?
-for pid in "$PEER_PID" "$SIGIL_PID"; do
+if [ "$NEED_PEER" = 1 ]; then
+  "$BENCH" --suite "$SUITE" --sigil "$SIGIL_URL" --peer "$PEER_URL" --peer-label "docker-registry" \
+    "${BENCH_ARGS[@]}" || status=$?
+else
+  "$BENCH" --suite verify --sigil "$SIGIL_URL" "${BENCH_ARGS[@]}" || status=$?
+fi
+for pid in $PEER_PID "$SIGIL_PID"; do
   kill -0 "$pid" 2>/dev/null || { say "a server (pid $pid) died during the benchmark"; status=1; }
 done
 exit "$status"

@@ -16,17 +16,22 @@
 //! targets manifest GET/s >= 3x and blob throughput >= 1x marked PASS/FAIL) and a final
 //! `BENCH_JSON {...}` line. The exit status is 0 whether or not targets are met; it is 1 when a
 //! request failed or a registry could not be benchmarked.
+//!
+//! `--suite verify` runs the signature-verification benchmark instead (verifications/s and registry
+//! requests per verification; only `--sigil` is needed, see `verify.rs`), `--suite all` runs the
+//! registry suite, then the verify suite. The default `--suite registry` is the comparison above.
 
 mod image;
 mod load;
 mod registry;
 mod report;
+mod verify;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use reqwest::Url;
 use serde_json::json;
@@ -38,6 +43,17 @@ use crate::report::{Metric, RunInfo, Sample, Side};
 
 const MIB: usize = 1024 * 1024;
 
+/// Which benchmark(s) to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Suite {
+    /// sigil's registry against the peer registry (needs --sigil and --peer).
+    Registry,
+    /// Signature verifications/s and registry requests per verification (needs --sigil only).
+    Verify,
+    /// The registry suite, then the verify suite.
+    All,
+}
+
 /// Benchmark sigil's registry against a peer registry (both must already be serving).
 #[derive(Debug, Parser)]
 #[command(name = "sigil-bench", version, about)]
@@ -45,9 +61,12 @@ struct Args {
     /// Base URL of sigil's registry, e.g. http://127.0.0.1:5000.
     #[arg(long)]
     sigil: Url,
-    /// Base URL of the peer registry (docker-registry), e.g. http://127.0.0.1:5001.
+    /// Base URL of the peer registry (docker-registry), e.g. http://127.0.0.1:5001 (registry suite).
     #[arg(long)]
-    peer: Url,
+    peer: Option<Url>,
+    /// Which benchmark to run.
+    #[arg(long, value_enum, default_value_t = Suite::Registry)]
+    suite: Suite,
     /// Smoke run: 1 s per load phase, 1 × 8 MiB and 8 × 1 MiB images, one round.
     #[arg(long)]
     quick: bool,
@@ -82,6 +101,30 @@ struct Args {
     /// Number of 1 MiB layers of the many-layer image [default: 50, quick: 8].
     #[arg(long)]
     small_layers: Option<usize>,
+    /// Verify suite: measured seconds per phase [default: 3, quick: 1].
+    #[arg(long)]
+    verify_duration: Option<f64>,
+    /// Verify suite: warm-up seconds per phase [default: 1, quick: 0.3].
+    #[arg(long)]
+    verify_warmup: Option<f64>,
+    /// Verify suite: concurrent verifiers of the concurrent registry phases.
+    #[arg(long, default_value_t = 8)]
+    verify_concurrency: usize,
+}
+
+impl Args {
+    fn verify_settings(&self) -> Result<verify::VerifySettings> {
+        let secs = |v: Option<f64>, full: f64, quick: f64, what: &str| -> Result<Duration> {
+            let s = v.unwrap_or(if self.quick { quick } else { full });
+            Duration::try_from_secs_f64(s).with_context(|| format!("bad --{what} {s}"))
+        };
+        Ok(verify::VerifySettings {
+            warmup: secs(self.verify_warmup, 1.0, 0.3, "verify-warmup")?,
+            duration: secs(self.verify_duration, 3.0, 1.0, "verify-duration")?,
+            concurrency: self.verify_concurrency,
+            quick: self.quick,
+        })
+    }
 }
 
 /// Effective settings after applying `--quick` and overrides.
@@ -155,6 +198,14 @@ fn seed(base: u64, side: Side, round: usize, kind: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// A seed that differs per process run (time and pid).
+fn time_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 /// `(busy, total)` jiffies of all CPUs from `/proc/stat` (Linux only).
@@ -240,8 +291,12 @@ async fn manifest_fixture(t: &Target, seed: u64, conc: usize) -> Result<Manifest
     Ok(f)
 }
 
-async fn run(args: Args) -> Result<bool> {
-    let settings = Settings::from_args(&args)?;
+async fn run(args: &Args) -> Result<bool> {
+    let settings = Settings::from_args(args)?;
+    let peer = args
+        .peer
+        .clone()
+        .context("--peer is required for the registry suite")?;
     let http = http_client(4 * settings.blob_concurrency)?;
     let targets = [
         Target {
@@ -253,8 +308,8 @@ async fn run(args: Args) -> Result<bool> {
         Target {
             side: Side::Peer,
             label: args.peer_label.clone(),
-            registry: Registry::new(http, &args.peer),
-            url: args.peer.clone(),
+            registry: Registry::new(http, &peer),
+            url: peer.clone(),
         },
     ];
     for t in &targets {
@@ -273,10 +328,7 @@ async fn run(args: Args) -> Result<bool> {
             "warning: other processes used {busy:.0}% of the CPUs just before the run: figures will be noisy"
         );
     }
-    let base_seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()).rotate_left(32);
+    let base_seed = time_seed();
 
     let mut metrics: Vec<Metric> = Vec::new();
     let mut phase = 0usize;
@@ -484,7 +536,20 @@ async fn run(args: Args) -> Result<bool> {
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    match run(args).await {
+    let result = match args.suite {
+        Suite::Registry => run(&args).await,
+        Suite::Verify => match args.verify_settings() {
+            Ok(s) => verify::run(&s, Some(&args.sigil), time_seed()).await,
+            Err(e) => Err(e),
+        },
+        Suite::All => match (args.verify_settings(), run(&args).await) {
+            (Ok(s), Ok(registry_ok)) => verify::run(&s, Some(&args.sigil), time_seed())
+                .await
+                .map(|ok| ok && registry_ok),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
             eprintln!("sigil-bench: some requests failed; see the errors above");
