@@ -200,30 +200,8 @@ pub fn statement(repo: &str, digest: &Digest, predicate_type: &str, predicate: V
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
-/// RFC 3339 UTC time of now (seconds precision).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+/// RFC 3339 UTC time of now (seconds precision; `$SOURCE_DATE_EPOCH` when set).
+pub use sigil_artifacts::now_rfc3339;
 
 /// The predicate type URI and predicate JSON for `attest`: `predicate_type` is a short name or URI; for
 /// `custom` the predicate text is wrapped as `{"Data": <text>, "Timestamp": <now>}`, otherwise it must be
