@@ -52,7 +52,8 @@ impl Referrers {
     /// platform filter), recursively, each by digest. When the target repository has no referrers API
     /// the referrers are added to its fallback indexes (one conditional update per subject). With
     /// `digest_tags`, cosign-style tags of every copied manifest are copied too (the source's tags
-    /// are listed once). Registry to registry only.
+    /// are listed once). Referrers already on the target are not copied again. Registry to registry
+    /// only.
     pub async fn copy_with_referrers(
         &self,
         src: &ImageRef,
@@ -91,8 +92,14 @@ impl Referrers {
             let mut copied = Vec::new();
             for r in refs {
                 let from = ImageRef::Registry(src_repo.with_digest(r.digest.clone()));
-                let to = ImageRef::Registry(dst_repo.with_digest(r.digest.clone()));
-                client.copy(&from, &to, &child_opts).await?;
+                let target = dst_repo.with_digest(r.digest.clone());
+                // Manifests are immutable by digest: one already on the target (with everything it
+                // needs, which the registry checked when it was pushed) costs one HEAD, not a copy.
+                if client.head_manifest(&target).await?.is_none() {
+                    client
+                        .copy(&from, &ImageRef::Registry(target), &child_opts)
+                        .await?;
+                }
                 if seen.insert(r.digest.clone()) {
                     report.referrers.push(r.digest.clone());
                     queue.push_back(r.digest.clone());
