@@ -3,9 +3,9 @@
 //! Variables are substituted innermost-first, as Kyverno does: a string that
 //! is exactly one `{{ expr }}` is replaced by the JSON value of `expr`; a
 //! variable embedded in a longer string is replaced by its string form. The
-//! JMESPath runtime is the standard one: Kyverno's custom functions are not
-//! registered yet, so calling one (e.g. `regex_match`) is an evaluation error,
-//! never a silent pass.
+//! JMESPath runtime is [`crate::functions::RUNTIME`]: the standard functions
+//! plus Kyverno's custom ones. Calling an unimplemented function, or one with
+//! wrong argument types, is an evaluation error, never a silent pass.
 
 use std::cmp::Ordering;
 
@@ -203,7 +203,7 @@ fn check_variables(v: &Value, path: &str) -> Result<(), PolicyError> {
             if let Some((start, end)) = innermost(s) {
                 let expr = s[start + 2..end].trim();
                 if !s[start + 2..end].contains("{{") {
-                    jmespath::compile(expr).map_err(|e| {
+                    crate::functions::RUNTIME.compile(expr).map_err(|e| {
                         PolicyError::invalid(path, format!("invalid JMESPath `{expr}`: {e}"))
                     })?;
                 }
@@ -278,7 +278,9 @@ pub fn eval_jmespath(expr: &str, data: &Value) -> Result<Value, EvalError> {
         expression: expr.to_owned(),
         message: e.to_string(),
     };
-    let compiled = jmespath::compile(expr).map_err(|e| err(&e))?;
+    let compiled = crate::functions::RUNTIME
+        .compile(expr)
+        .map_err(|e| err(&e))?;
     let result = compiled.search(data).map_err(|e| err(&e))?;
     serde_json::to_value(&*result).map_err(|e| err(&e))
 }

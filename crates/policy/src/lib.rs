@@ -12,6 +12,7 @@
 pub mod attestor;
 pub mod conditions;
 pub mod error;
+pub mod functions;
 pub mod image;
 pub mod matching;
 pub mod model;

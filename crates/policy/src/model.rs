@@ -442,7 +442,7 @@ fn compile_rule(
                 ));
             }
             if let Some(j) = &e.jmes_path {
-                jmespath::compile(j).map_err(|err| {
+                crate::functions::RUNTIME.compile(j).map_err(|err| {
                     PolicyError::invalid(
                         format!("{p}.jmesPath"),
                         format!("invalid JMESPath: {err}"),

@@ -301,9 +301,15 @@ fn conditions_with_variables() {
     );
     assert!(evaluate_all(&c, &predicate).unwrap().passed);
 
-    // Kyverno custom functions are not registered yet: an error, never a silent pass.
+    // Kyverno custom functions are registered.
     let c = conditions(
         "[{all: [{key: \"{{ regex_match('^https://github.com/.*$','{{ builder.id}}') }}\", operator: Equals, value: true}]}]",
+    );
+    assert!(evaluate_all(&c, &predicate).unwrap().passed);
+
+    // Unimplemented functions are an error, never a silent pass.
+    let c = conditions(
+        "[{all: [{key: \"{{ random('[0-9a-z]{5}') }}\", operator: Equals, value: abcde}]}]",
     );
     let e = evaluate_all(&c, &predicate).unwrap_err();
     assert!(matches!(e, EvalError::JmesPath { .. }), "{e}");
