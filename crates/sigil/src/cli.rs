@@ -69,6 +69,264 @@ pub enum Command {
     VerifyBlob(VerifyBlobArgs),
     /// Verify a Sigstore bundle holding a DSSE attestation (cosign-compatible, offline).
     VerifyBlobAttestation(VerifyBlobAttestationArgs),
+    /// Kyverno-compatible image-verification policies, offline: apply, test.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// The Kubernetes admission webhook running image-verification policies.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// The embedded registry and the admission webhook in one process, with embedded defaults.
+    Serve(ServeAllArgs),
+    /// Notary Project-compatible signing and verification (notation).
+    #[command(subcommand)]
+    Notary(NotaryCommand),
+}
+
+/// `sigil policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Apply policies to resources and print pass/fail/skip per resource, rule and image
+    /// (like `kyverno apply`); exit 1 on any failure.
+    Apply(PolicyApplyArgs),
+    /// Run `kyverno-test.yaml` files found under a directory (like `kyverno test`).
+    Test(PolicyTestArgs),
+}
+
+/// Output format of `policy apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyOutput {
+    /// One line per resource, rule and image.
+    Text,
+    /// The full results as JSON.
+    Json,
+}
+
+/// Options shared by the commands that run the verification engine.
+#[derive(Debug, Clone, Args)]
+pub struct EngineOptions {
+    /// Trusted root (`trusted_root.json`) for keyless attestors without `roots` (repeatable).
+    #[arg(long = "trusted-root", value_name = "FILE")]
+    pub trusted_roots: Vec<PathBuf>,
+    /// Time budget per resource review, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil policy apply`
+#[derive(Debug, Args)]
+pub struct PolicyApplyArgs {
+    /// Policy files or directories (repeatable; `-p` may also be omitted for the first).
+    #[arg(short = 'p', long = "policy", value_name = "PATH", required = true)]
+    pub policies: Vec<PathBuf>,
+    /// Resource files (multi-document YAML/JSON) or directories (repeatable).
+    #[arg(short = 'r', long = "resource", value_name = "PATH", required = true)]
+    pub resources: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = PolicyOutput::Text)]
+    pub output: PolicyOutput,
+    /// Write each mutated resource (digest pins, annotation) to this directory.
+    #[arg(long, value_name = "DIR")]
+    pub patched_resources: Option<PathBuf>,
+    /// Namespace for namespaced resources that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineOptions,
+}
+
+/// `sigil policy test`
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// Directory searched recursively for test files.
+    pub dir: PathBuf,
+    /// Test file name.
+    #[arg(short = 'f', long = "file-name", default_value = "kyverno-test.yaml")]
+    pub file_name: String,
+    /// Only print failing results.
+    #[arg(long)]
+    pub fail_only: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = PolicyOutput::Text)]
+    pub output: PolicyOutput,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineOptions,
+}
+
+/// `sigil webhook ...`
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Serve AdmissionReview v1 over HTTPS on `/mutate` and `/validate`.
+    Serve(WebhookServeArgs),
+}
+
+/// What an unreachable registry means for admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegistryFailureArg {
+    /// As each policy's `failurePolicy` says (Kyverno's behaviour).
+    Policy,
+    /// Deny.
+    Deny,
+    /// Admit with a warning.
+    Allow,
+}
+
+/// Webhook settings shared by `webhook serve` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookOptions {
+    /// Decision cache size (entries; 0 disables the cache).
+    #[arg(long, default_value_t = 1000)]
+    pub cache_size: u64,
+    /// Decision cache TTL for passes, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub cache_ttl: u64,
+    /// Decision cache TTL for failures, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub cache_failure_ttl: u64,
+    /// Tag → digest resolution TTL, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub tag_ttl: u64,
+    /// What an unreachable registry means.
+    #[arg(long, value_enum, default_value_t = RegistryFailureArg::Policy)]
+    pub registry_failure: RegistryFailureArg,
+}
+
+/// `sigil webhook serve`
+#[derive(Debug, Args)]
+pub struct WebhookServeArgs {
+    /// Policy files or directories (reloaded when they change).
+    #[arg(long = "policies", value_name = "PATH", required = true)]
+    pub policies: Vec<PathBuf>,
+    /// Serving certificate chain (PEM).
+    #[arg(long)]
+    pub tls_cert: PathBuf,
+    /// Serving private key (PEM).
+    #[arg(long)]
+    pub tls_key: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443", env = "SIGIL_WEBHOOK_ADDR")]
+    pub addr: SocketAddr,
+    /// Webhook settings.
+    #[command(flatten)]
+    pub webhook: WebhookOptions,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineOptions,
+}
+
+/// `sigil serve`
+#[derive(Debug, Args)]
+pub struct ServeAllArgs {
+    /// Registry address.
+    #[arg(long, default_value = "127.0.0.1:5000", env = "SIGIL_REGISTRY_ADDR")]
+    pub registry_addr: SocketAddr,
+    /// Webhook address (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:8443", env = "SIGIL_WEBHOOK_ADDR")]
+    pub webhook_addr: SocketAddr,
+    /// Home directory: registry data, policies, generated serving certificate (default: $SIGIL_HOME,
+    /// else $XDG_DATA_HOME/sigil, else ~/.local/share/sigil).
+    #[arg(long, env = "SIGIL_HOME")]
+    pub home: Option<PathBuf>,
+    /// Policy files or directories (default: `<home>/policies`).
+    #[arg(long = "policies", value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
+    /// Webhook settings.
+    #[command(flatten)]
+    pub webhook: WebhookOptions,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineOptions,
+}
+
+/// `sigil notary ...`
+#[derive(Debug, Subcommand)]
+pub enum NotaryCommand {
+    /// Sign an image (notation-compatible JWS or COSE envelope, pushed as a referrer).
+    Sign(NotarySignArgs),
+    /// Verify an image's Notary signatures against a trust policy and trust store.
+    Verify(NotaryVerifyArgs),
+    /// List an image's Notary signatures with their certificates and times.
+    Inspect(NotaryInspectArgs),
+}
+
+/// Notary envelope format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotaryEnvelope {
+    /// `application/jose+json` (JWS JSON flattened serialization).
+    Jws,
+    /// `application/cose` (COSE_Sign1).
+    Cose,
+}
+
+/// `sigil notary sign`
+#[derive(Debug, Args)]
+pub struct NotarySignArgs {
+    /// The image to sign (a tag is resolved to its digest first).
+    pub reference: String,
+    /// Signing key (PEM: PKCS#8, SEC1 EC or PKCS#1 RSA).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Certificate chain (PEM, leaf first).
+    #[arg(long = "cert")]
+    pub cert: PathBuf,
+    /// Envelope format.
+    #[arg(long, value_enum, default_value_t = NotaryEnvelope::Jws)]
+    pub envelope: NotaryEnvelope,
+    /// Signature expiry after signing (e.g. `24h`, `30d`).
+    #[arg(long)]
+    pub expiry: Option<String>,
+    /// RFC 3161 timestamping authority URL.
+    #[arg(long, requires = "timestamp_root")]
+    pub timestamp_url: Option<String>,
+    /// Root certificate (PEM) the TSA's chain must end in.
+    #[arg(long, requires = "timestamp_url")]
+    pub timestamp_root: Option<PathBuf>,
+    /// Annotations on the signature manifest, `key=value` (repeatable).
+    #[arg(short = 'a', long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Write notation 1.x's manifest form (`application/vnd.cncf.notary.signature` config) instead of
+    /// the `artifactType` form.
+    #[arg(long)]
+    pub legacy_manifest: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil notary verify`
+#[derive(Debug, Args)]
+pub struct NotaryVerifyArgs {
+    /// The image to verify.
+    pub reference: String,
+    /// notation trust policy (`trustpolicy.json`).
+    #[arg(long)]
+    pub trust_policy: PathBuf,
+    /// notation trust store directory (`x509/{ca,signingAuthority,tsa}/<name>/*.pem|crt`).
+    #[arg(long)]
+    pub trust_store: PathBuf,
+    /// Print the number of registry requests made (stderr).
+    #[arg(long)]
+    pub stats: bool,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
+}
+
+/// `sigil notary inspect`
+#[derive(Debug, Args)]
+pub struct NotaryInspectArgs {
+    /// The image.
+    pub reference: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = PolicyOutput::Text)]
+    pub output: PolicyOutput,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryOptions,
 }
 
 /// `sigil registry ...`

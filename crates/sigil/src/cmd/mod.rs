@@ -5,11 +5,15 @@ mod bundle;
 mod copy;
 mod cosign;
 mod inspect;
+mod notary;
+mod policy;
 mod registry;
+mod serve;
+mod webhook;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, RegistryCommand};
+use crate::cli::{Cli, Command, NotaryCommand, PolicyCommand, RegistryCommand, WebhookCommand};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -33,5 +37,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyAttestation(a) => cosign::verify_attestation(a).await,
         Command::VerifyBlob(a) => bundle::verify_blob(a).await,
         Command::VerifyBlobAttestation(a) => bundle::verify_blob_attestation(a).await,
+        Command::Policy(PolicyCommand::Apply(a)) => policy::apply(a).await,
+        Command::Policy(PolicyCommand::Test(a)) => policy::test(a).await,
+        Command::Webhook(WebhookCommand::Serve(a)) => webhook::serve(a).await,
+        Command::Serve(a) => serve::serve(a).await,
+        Command::Notary(NotaryCommand::Sign(a)) => notary::sign(a).await,
+        Command::Notary(NotaryCommand::Verify(a)) => notary::verify(a).await,
+        Command::Notary(NotaryCommand::Inspect(a)) => notary::inspect(a).await,
     }
 }

@@ -1,0 +1,1 @@
+//! Notary Project-compatible signatures (JWS/COSE envelopes, trust policy and store, RFC 3161).
