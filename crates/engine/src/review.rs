@@ -192,7 +192,7 @@ pub(crate) fn load_policy_files(paths: &[PathBuf]) -> Result<Vec<LoadedPolicy>, 
                     return Err(EngineError::DuplicatePolicy {
                         name: policy.name.clone(),
                         first: first.source.clone(),
-                        second: file.clone(),
+                        second: file,
                     });
                 }
                 // The hash covers the whole file: any edit invalidates that file's cached decisions.
