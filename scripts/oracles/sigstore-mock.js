@@ -1,4 +1,4 @@
-// usage: node scripts/oracles/sigstore-mock.js OUTDIR [PORT]
+// usage: node scripts/oracles/sigstore-mock.js OUTDIR [PORT] [--tsa] [--tlog-skew SECONDS]
 //
 // A fake Sigstore stack for sigil's tests, on http://127.0.0.1:PORT (PORT 0 or absent: any free port), built on
 // the request handlers of the npm package @sigstore/mock (installed by scripts/install-test-deps.sh into
@@ -7,6 +7,11 @@
 //                             the certificate's SAN is a URI holding its `sub` claim, the issuer extensions hold
 //                             its `iss` claim.
 //   POST /api/v1/log/entries  Rekor v1 (hashedrekord 0.0.1, dsse 0.0.1) with SET, inclusion proof, checkpoint.
+//   POST /api/v1/timestamp    (--tsa) an RFC 3161 timestamp authority: takes a DER TimeStampReq
+//                             (application/timestamp-query, as sigstore-python sends) and answers a DER
+//                             TimeStampResp signed by a fresh TSA chain listed in the trusted root.
+// --tlog-skew SECONDS shifts Rekor's clock (integratedTime), e.g. 3600 to log entries after the 10-minute
+// Fulcio certificate expired: bundles whose signing time falls outside the certificate's validity.
 // Every key is fresh on each start. Once listening it writes OUTDIR/trusted_root.json and
 // OUTDIR/trust_config.json (sigstore-python's --trust-config / ClientTrustConfig format: the trusted root plus a
 // signing config naming this server, without a timestamp authority), then prints one JSON line
@@ -20,14 +25,109 @@ const os = require('os');
 const path = require('path');
 const { createRequire } = require('module');
 
-const outDir = process.argv[2];
-const port = Number(process.argv[3] || 0);
-if (!outDir || !Number.isInteger(port)) {
-  console.error('usage: node sigstore-mock.js OUTDIR [PORT]');
+const positional = [];
+let withTsa = false;
+let tlogSkew = 0;
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i];
+  if (a === '--tsa') withTsa = true;
+  else if (a === '--tlog-skew') tlogSkew = Number(process.argv[++i]);
+  else positional.push(a);
+}
+const outDir = positional[0];
+const port = Number(positional[1] || 0);
+if (!outDir || !Number.isInteger(port) || !Number.isFinite(tlogSkew)) {
+  console.error('usage: node sigstore-mock.js OUTDIR [PORT] [--tsa] [--tlog-skew SECONDS]');
   process.exit(2);
 }
 const home = process.env.SIGIL_ORACLES_HOME || path.join(os.homedir(), '.cache', 'sigil', 'oracles');
-const mock = createRequire(path.join(home, 'npm', 'package.json'))('@sigstore/mock');
+const npmRequire = createRequire(path.join(home, 'npm', 'package.json'));
+const mock = npmRequire('@sigstore/mock');
+
+// A minimal DER reader: returns {tag, start, len, end} of the element at `pos` (definite lengths only).
+function derElement(buf, pos) {
+  if (pos + 2 > buf.length) throw new Error('truncated DER');
+  const tag = buf[pos];
+  let len = buf[pos + 1];
+  let start = pos + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > buf.length) throw new Error('bad DER length');
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + buf[start + i];
+    start += n;
+  }
+  if (start + len > buf.length) throw new Error('truncated DER');
+  return { tag, start, len, end: start + len };
+}
+
+function derChildren(buf, el) {
+  const out = [];
+  for (let p = el.start; p < el.end; ) {
+    const c = derElement(buf, p);
+    out.push(c);
+    p = c.end;
+  }
+  return out;
+}
+
+function decodeOid(bytes) {
+  const parts = [];
+  let v = 0;
+  for (const b of bytes) {
+    v = v * 128 + (b & 0x7f);
+    if (!(b & 0x80)) {
+      parts.push(v);
+      v = 0;
+    }
+  }
+  const first = parts.shift();
+  const a = first < 80 ? Math.floor(first / 40) : 2;
+  return [a, first - a * 40, ...parts].join('.');
+}
+
+// TimeStampReq ::= SEQUENCE { version, messageImprint SEQUENCE { AlgorithmIdentifier, OCTET STRING },
+//   reqPolicy OID OPTIONAL, nonce INTEGER OPTIONAL, certReq BOOLEAN DEFAULT FALSE, extensions [0] OPTIONAL }
+function parseTimestampQuery(der) {
+  const top = derElement(der, 0);
+  const [, imprint, ...rest] = derChildren(der, top);
+  const [alg, hashed] = derChildren(der, imprint);
+  const [algOid] = derChildren(der, alg);
+  const req = {
+    hashAlgorithmOID: decodeOid(der.subarray(algOid.start, algOid.end)),
+    artifactHash: Buffer.from(der.subarray(hashed.start, hashed.end)),
+    policyOID: '1.3.6.1.4.1.57264.2',
+    nonce: 1234567890n,
+    certReq: false,
+  };
+  for (const el of rest) {
+    const body = der.subarray(el.start, el.end);
+    if (el.tag === 0x06) req.policyOID = decodeOid(body);
+    else if (el.tag === 0x02) req.nonce = BigInt('0x' + (Buffer.from(body).toString('hex') || '0'));
+    else if (el.tag === 0x01) req.certReq = body.length > 0 && body[0] !== 0;
+  }
+  return req;
+}
+
+// The mock TSA encodes the nonce with `new asn1js.Integer({ value })`, a JS number: 64-bit nonces lose
+// precision. Let that constructor take a BigInt too.
+function allowBigIntNonces() {
+  const asn1js = npmRequire('asn1js');
+  const Base = asn1js.Integer;
+  if (Base.sigilBigInt) return;
+  class BigInteger extends Base {
+    constructor(params) {
+      if (params && typeof params.value === 'bigint') {
+        const converted = Base.fromBigInt(params.value);
+        super({ valueHex: converted.valueBlock.valueHexView });
+      } else {
+        super(params);
+      }
+    }
+  }
+  BigInteger.sigilBigInt = true;
+  asn1js.Integer = BigInteger;
+}
 
 const sha256 = (data) => crypto.createHash('sha256').update(data).digest();
 const b64 = (bytes) => Buffer.from(bytes.buffer ?? bytes, bytes.byteOffset ?? 0, bytes.byteLength).toString('base64');
@@ -96,7 +196,7 @@ async function main() {
       const route = routes.get(`${req.method} ${req.url.split('?')[0]}`);
       if (!route) return reply(404, 'not found');
       try {
-        const r = await route(Buffer.concat(chunks).toString('utf8'), req.headers);
+        const r = await route(Buffer.concat(chunks), req.headers);
         if (r.statusCode >= 400) console.error(`${req.method} ${req.url}: ${r.statusCode} ${r.response}`);
         reply(r.statusCode, r.response, r.contentType);
       } catch (e) {
@@ -116,11 +216,21 @@ async function main() {
   const rekorKeys = newKey();
   const ctlog = await mock.initializeCTLog(ctKeys);
   const ca = await mock.initializeCA(newKey(), ctlog);
-  const tlog = await mock.initializeTLog(url, rekorKeys);
+  const tlog = await mock.initializeTLog(url, rekorKeys, tlogSkew ? new Date(Date.now() + tlogSkew * 1000) : undefined);
   const fulcio = mock.fulcioHandler(ca, { strict: true }).fn;
   const rekor = mock.rekorHandler(tlog, { strict: true }).fn;
-  routes.set('POST /api/v2/signingCert', (raw, headers) => fulcio(fulcioBody(raw, headers)));
-  routes.set('POST /api/v1/log/entries', (raw) => rekor(JSON.stringify(canonicalEntry(JSON.parse(raw)))));
+  routes.set('POST /api/v2/signingCert', (raw, headers) => fulcio(fulcioBody(raw.toString('utf8'), headers)));
+  routes.set('POST /api/v1/log/entries', (raw) => rekor(JSON.stringify(canonicalEntry(JSON.parse(raw.toString('utf8'))))));
+  let tsa = null;
+  if (withTsa) {
+    allowBigIntNonces();
+    tsa = await mock.initializeTSA(newKey());
+    routes.set('POST /api/v1/timestamp', async (raw) => ({
+      statusCode: 200,
+      response: await tsa.timestamp(parseTimestampQuery(raw)),
+      contentType: 'application/timestamp-reply',
+    }));
+  }
 
   const spki = (keys) => keys.publicKey.export({ format: 'der', type: 'spki' });
   const validFor = { start: new Date(Date.now() - 3600 * 1000).toISOString() };
@@ -151,7 +261,16 @@ async function main() {
         logId: { keyId: b64(ctlog.logID) },
       },
     ],
-    timestampAuthorities: [],
+    timestampAuthorities: tsa
+      ? [
+          {
+            subject: { organization: 'sigstore.mock', commonName: 'tsa' },
+            uri: `${url}/api/v1/timestamp`,
+            certChain: { certificates: [{ rawBytes: b64(tsa.intCertificate) }, { rawBytes: b64(tsa.rootCertificate) }] },
+            validFor,
+          },
+        ]
+      : [],
   };
   const service = (u) => ({ url: u, majorApiVersion: 1, validFor, operator: 'sigil-test-mock' });
   const signingConfig = {
@@ -160,7 +279,7 @@ async function main() {
     oidcUrls: [],
     rekorTlogUrls: [service(url)],
     rekorTlogConfig: { selector: 'ANY' },
-    tsaUrls: [],
+    tsaUrls: tsa ? [service(`${url}/api/v1/timestamp`)] : [],
     tsaConfig: { selector: 'ANY' },
   };
   fs.mkdirSync(outDir, { recursive: true });

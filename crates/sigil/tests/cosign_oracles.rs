@@ -2,15 +2,18 @@
 //! - `scripts/oracles/cosign-legacy.py` (Python `cryptography` + PyNaCl, written from the formats): legacy
 //!   `.sig` signatures and encrypted key files in both directions, against `sigil registry serve` and
 //!   docker-registry 2.8.2;
-//! - sigstore-python 4.5.1 signing keylessly against `scripts/oracles/sigstore-mock-server.js`
+//! - sigstore-python 4.5.1 signing keylessly against `scripts/oracles/sigstore-mock.js`
 //!   (@sigstore/mock's fake Fulcio/Rekor/TSA on 127.0.0.1): its bundles must pass `sigil verify-blob` and
-//!   `verify-blob-attestation` with the mock's trusted root, and fail with a wrong identity, issuer or root.
+//!   `verify-blob-attestation` with the mock's trusted root, and fail with a wrong identity, issuer or root;
+//!   its RFC 3161 timestamps verify against the root's TSA only; a certificate expired when the entry was
+//!   logged fails.
 //!
 //! Each test skips when its tool is missing, unless `SIGIL_REQUIRE_ORACLES=1` (then it fails).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::util::*;
@@ -307,6 +310,11 @@ struct SigstoreMock {
 
 impl SigstoreMock {
     fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts the mock with extra options (`--tsa`, `--tlog-skew SECONDS`).
+    fn start_with(options: &[&str]) -> Option<Self> {
         let Some(node) = which("node") else {
             return skip("node is not installed (scripts/install-test-deps.sh)");
         };
@@ -324,6 +332,8 @@ impl SigstoreMock {
         let mut child = Command::new(node)
             .arg(repo_root().join("scripts/oracles/sigstore-mock.js"))
             .arg(dir.path().join("trust"))
+            .arg("0")
+            .args(options)
             .env("SIGIL_ORACLES_HOME", oracles_home())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -445,6 +455,110 @@ fn expect_rejected(what: &str, out: &Output, needle: &str) {
         stderr(out).contains(needle),
         "{what}: stderr lacks {needle:?}:\n{}",
         stderr(out)
+    );
+}
+
+/// RFC 3161 timestamps from the mock's TSA (requested by sigstore-python itself) are verified against the
+/// trusted root's timestamp authorities; a changed timestamp byte fails; a certificate that had expired
+/// when Rekor logged the signature (the mock's Rekor clock is an hour ahead) fails.
+#[test]
+fn sigstore_python_timestamps_and_expired_certificates() {
+    let Some(py) = oracle_python("sigstore.sign") else {
+        return;
+    };
+    let Some(tsa) = SigstoreMock::start_with(&["--tsa"]) else {
+        return;
+    };
+    let Some(late) = SigstoreMock::start_with(&["--tlog-skew", "3600"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let blob = d.join("artifact.bin");
+    std::fs::write(&blob, Rng::new(fresh_seed()).bytes(2048)).unwrap();
+    let blob_s = blob.display().to_string();
+
+    // Timestamped bundle: verifies, and the timestamp is really there and really checked.
+    let stamped = d.join("stamped.sigstore.json");
+    tsa.sign(&py, IDENTITY, ISSUER, false, &blob, &stamped);
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&stamped).unwrap()).unwrap();
+    let stamps =
+        &mut bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"];
+    assert_eq!(stamps.as_array().map(Vec::len), Some(1), "{bundle}");
+    expect_success(
+        "verify-blob with an RFC 3161 timestamp",
+        &sigil_keyless(
+            "verify-blob",
+            Some(&blob_s),
+            &stamped,
+            IDENTITY,
+            ISSUER,
+            &tsa.trusted_root,
+            &[],
+        ),
+    );
+    // One flipped bit near the end of the token (inside the TSA's signature).
+    let token = stamps[0]["signedTimestamp"].as_str().unwrap().to_owned();
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(&token)
+        .unwrap();
+    let at = raw.len() - 5;
+    raw[at] ^= 1;
+    stamps[0]["signedTimestamp"] =
+        Value::String(base64::engine::general_purpose::STANDARD.encode(&raw));
+    let tampered = d.join("tampered.sigstore.json");
+    std::fs::write(&tampered, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    expect_rejected(
+        "verify-blob with a tampered timestamp",
+        &sigil_keyless(
+            "verify-blob",
+            Some(&blob_s),
+            &tampered,
+            IDENTITY,
+            ISSUER,
+            &tsa.trusted_root,
+            &[],
+        ),
+        "timestamp",
+    );
+    // A trusted root whose TSA is someone else's: the timestamp cannot be verified, so it fails.
+    let mut other_tsa: Value =
+        serde_json::from_slice(&std::fs::read(&tsa.trusted_root).unwrap()).unwrap();
+    let late_root: Value =
+        serde_json::from_slice(&std::fs::read(&late.trusted_root).unwrap()).unwrap();
+    let foreign = late_root["certificateAuthorities"][0]["certChain"].clone();
+    other_tsa["timestampAuthorities"][0]["certChain"] = foreign;
+    let other_tsa_root = d.join("other_tsa_root.json");
+    std::fs::write(&other_tsa_root, serde_json::to_vec(&other_tsa).unwrap()).unwrap();
+    expect_rejected(
+        "verify-blob against another TSA",
+        &sigil_keyless(
+            "verify-blob",
+            Some(&blob_s),
+            &stamped,
+            IDENTITY,
+            ISSUER,
+            &other_tsa_root,
+            &[],
+        ),
+        "timestamp",
+    );
+
+    // Logged an hour after signing: the 10-minute certificate had expired at the only trusted time.
+    let expired = d.join("expired.sigstore.json");
+    late.sign(&py, IDENTITY, ISSUER, false, &blob, &expired);
+    expect_rejected(
+        "verify-blob with a certificate expired at signing time",
+        &sigil_keyless(
+            "verify-blob",
+            Some(&blob_s),
+            &expired,
+            IDENTITY,
+            ISSUER,
+            &late.trusted_root,
+            &[],
+        ),
+        "expired",
     );
 }
 
