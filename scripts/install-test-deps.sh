@@ -6,7 +6,7 @@
 #         (+ python3 / python3-venv when `python3 -m venv` cannot work, nodejs / npm when missing)
 #   pip:  scripts/oracles/requirements.txt (oras-py, cryptography, PyNaCl, sigstore-python and their
 #         dependencies, all pinned) into the venv $SIGIL_ORACLES_HOME/venv (default $HOME/.cache/sigil/oracles)
-#   npm:  scripts/oracles/npm/package.json + package-lock.json (@sigstore/mock, every package pinned) with
+#   npm:  scripts/oracles/npm/package.json + package-lock.json (@sigstore/mock, @sigstore/cli; every package pinned) with
 #         `npm ci` into $SIGIL_ORACLES_HOME/npm; needs Node >= 20.17
 # Idempotent: each part is skipped when it is already in place (dpkg status for apt; stamp files holding the
 # Python/Node version and the hash of the pinned lists), so a re-run takes a fraction of a second.
@@ -87,13 +87,13 @@ npm_dir=$ORACLES_HOME/npm
 npm_stamp="$node_version $(cat "$npm_src/package.json" "$npm_src/package-lock.json" | sha256sum | cut -c1-64)"
 if [ "$FORCE" = 1 ] || [ ! -d "$npm_dir/node_modules/@sigstore/mock" ] \
   || [ "$(cat "$npm_dir/.sigil-stamp" 2>/dev/null)" != "$npm_stamp" ]; then
-  echo "install-test-deps: npm ci in $npm_dir (@sigstore/mock)" >&2
+  echo "install-test-deps: npm ci in $npm_dir (@sigstore/mock, @sigstore/cli)" >&2
   rm -rf "$npm_dir"
   mkdir -p "$npm_dir"
   cp "$npm_src/package.json" "$npm_src/package-lock.json" "$npm_dir/"
   (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund) >"$log" 2>&1 \
     || { rm -rf "$npm_dir"; fail "npm ci in $npm_dir failed"; }
-  (cd "$npm_dir" && node -e 'require("@sigstore/mock")') >>"$log" 2>&1 \
-    || { rm -rf "$npm_dir"; fail "@sigstore/mock does not load from $npm_dir"; }
+  (cd "$npm_dir" && node -e 'require("@sigstore/mock")' && node node_modules/@sigstore/cli/bin/run --version) \
+    >>"$log" 2>&1 || { rm -rf "$npm_dir"; fail "@sigstore/mock or @sigstore/cli does not load from $npm_dir"; }
   echo "$npm_stamp" >"$npm_dir/.sigil-stamp"
 fi

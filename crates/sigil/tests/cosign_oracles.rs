@@ -722,3 +722,123 @@ fn sigstore_python_keyless_bundles_verify_with_sigil() {
         "predicateType",
     );
 }
+
+/// The `sigstore` CLI of sigstore-js (`@sigstore/cli`), installed by scripts/install-test-deps.sh.
+fn sigstore_js_cli() -> Option<(PathBuf, PathBuf)> {
+    let node =
+        which("node").or_else(|| skip("node is not installed (scripts/install-test-deps.sh)"))?;
+    let cli = oracles_home().join("npm/node_modules/@sigstore/cli/bin/run");
+    if !cli.is_file() {
+        return skip(&format!(
+            "@sigstore/cli is not installed at {} (scripts/install-test-deps.sh)",
+            cli.display()
+        ));
+    }
+    Some((node, cli))
+}
+
+/// A DSSE statement about an image in sigil's registry, signed keylessly by sigstore-python and attached
+/// to the image by `@sigstore/cli attach` (an independent OCI 1.1 writer: referrers API, or the tag schema
+/// when the registry has none), is found and verified by `sigil verify-attestation`; another identity and
+/// another image fail.
+#[tokio::test]
+async fn sigstore_js_attach_keyless_attestation_verifies() {
+    use base64::engine::general_purpose::STANDARD;
+    let Some(py) = oracle_python("sigstore.sign") else {
+        return;
+    };
+    let Some((node, cli)) = sigstore_js_cli() else {
+        return;
+    };
+    let Some(line) = htpasswd_line("alice", "attach-pass") else {
+        return;
+    };
+    let Some(mock) = SigstoreMock::start() else {
+        return;
+    };
+    for no_referrers_api in [false, true] {
+        // @sigstore/oci signs in by probing an upload and needs an auth challenge: serve with htpasswd.
+        let reg = SigilRegistry::start(ServeOpts {
+            no_referrers_api,
+            htpasswd: Some((line.clone(), "sigil".into())),
+            ..ServeOpts::default()
+        });
+        let http = reg.http().with_basic_auth("alice", "attach-pass");
+        let img = push_small_image(&http, "demo/attached", "v1", fresh_seed()).await;
+        let other = push_small_image(&http, "demo/attached", "v2", fresh_seed()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let authfile = d.join("auth.json");
+        let token = STANDARD.encode("alice:attach-pass");
+        std::fs::write(
+            &authfile,
+            serde_json::json!({"auths": {reg.addr(): {"auth": token}}}).to_string(),
+        )
+        .unwrap();
+        let hex = img.digest().trim_start_matches("sha256:").to_string();
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": format!("{}/demo/attached", reg.addr()), "digest": {"sha256": hex}}],
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "predicate": {"buildDefinition": {"buildType": "https://sigil.test/attach/v1"}},
+        });
+        let stmt = d.join("statement.json");
+        std::fs::write(&stmt, serde_json::to_vec(&statement).unwrap()).unwrap();
+        let bundle = d.join("statement.sigstore.json");
+        mock.sign(&py, IDENTITY, ISSUER, true, &stmt, &bundle);
+
+        let mut attach = Command::new(&node);
+        attach
+            .arg(&cli)
+            .args(["attach", "--attestation"])
+            .arg(&bundle)
+            .args(["-u", "alice", "-p", "attach-pass"])
+            .arg(format!("{}/demo/attached@{}", reg.addr(), img.digest()));
+        expect_success("sigstore attach", &run_command(attach));
+
+        let root = mock.trusted_root.display().to_string();
+        let auth = authfile.display().to_string();
+        let verify = |image: &str, identity: &str| {
+            sigil(&[
+                "verify-attestation",
+                image,
+                "--type",
+                "slsaprovenance1",
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                ISSUER,
+                "--trusted-root",
+                &root,
+                "--authfile",
+                &auth,
+            ])
+        };
+        let tagged = format!("{}/demo/attached:v1", reg.addr());
+        let out = verify(&tagged, IDENTITY);
+        let stdout = expect_success(
+            &format!("verify-attestation (referrers API: {})", !no_referrers_api),
+            &out,
+        );
+        assert!(
+            String::from_utf8_lossy(&stdout).contains("payload"),
+            "no envelope printed: {}",
+            String::from_utf8_lossy(&stdout)
+        );
+        expect_rejected(
+            "verify-attestation, other identity",
+            &verify(&tagged, "https://ci.example.test/someone-else"),
+            "identity",
+        );
+        let out = verify(
+            &format!("{}/demo/attached@{}", reg.addr(), other.digest()),
+            IDENTITY,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "another image verified: {}",
+            stderr(&out)
+        );
+    }
+}
