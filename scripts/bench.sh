@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: scripts/bench.sh [--quick] [--verify | --registry] [-- SIGIL-BENCH-ARGS...]
+# usage: scripts/bench.sh [--quick] [--verify | --registry | --webhook | --notary] [-- SIGIL-BENCH-ARGS...]
 #
 # THE benchmark command: sigil's embedded registry against Debian's docker-registry 2.8.2, same machine,
 # same run, then the signature-verification benchmark. It
@@ -13,10 +13,16 @@
 #      (verifications/s of a keyless bundle offline, of a legacy key signature and a key bundle referrer
 #      on sigil's registry, and registry requests per verification); see `sigil-bench --help`;
 #   5. stops the servers and deletes the temp dirs on exit (also on Ctrl-C or failure).
+# --notary runs only the Notary verification suite (JWS/COSE verifications/s, requests per verification).
 # --verify runs only the verify suite (no docker-registry needed or started); --registry only the
-# registry suite. --quick is a smoke run (1 s phases, small images). Output: a table and a
+# registry suite. --webhook runs only the admission-webhook suite: `sigil serve` is run once to generate
+# a serving certificate, then `sigil webhook serve` (empty policies dir, the benchmark drops its policy
+# in) is benchmarked with AdmissionReviews over HTTPS: cached and uncached reviews/s and p50/p99, a
+# 10-image Pod vs a 1-image Pod, RSS idle and under load, registry requests per image.
+# --quick is a smoke run (1 s phases, small images). Output: a table and a
 # `BENCH_JSON {...}` line for the registry suite, a table and a `BENCH_JSON_VERIFY {...}` line for the verify
-# suite. Exit status 0 even if targets are missed; non-zero only on errors.
+# suite, `BENCH_JSON_WEBHOOK {...}` for the webhook suite. Exit status 0 even if targets are missed;
+# non-zero only on errors.
 # Environment: BENCH_KEEP=1 keeps the temp dir (logs, storage) for inspection.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,7 +36,9 @@ while [ $# -gt 0 ]; do
     --verify) SUITE=verify ;;
     --registry) SUITE=registry ;;
     --) shift; BENCH_ARGS+=("$@"); break ;;
-    -h | --help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --webhook) SUITE=webhook ;;
+    --notary) SUITE=notary ;;
+    -h | --help) sed -n '2,26s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -42,6 +50,8 @@ die() { say "$*"; exit 1; }
 # --- 1. docker-registry ---------------------------------------------------------------------------------------
 NEED_PEER=1
 [ "$SUITE" = verify ] && NEED_PEER=0
+[ "$SUITE" = webhook ] && NEED_PEER=0
+[ "$SUITE" = notary ] && NEED_PEER=0
 if [ "$NEED_PEER" = 1 ] && ! command -v docker-registry >/dev/null 2>&1; then
   if [ -x scripts/install-test-deps.sh ]; then
     say "docker-registry missing: running scripts/install-test-deps.sh"
@@ -165,15 +175,52 @@ else
   say "$SIGIL_DESC"
 fi
 
+# --- 3b. the webhook (--webhook) ------------------------------------------------------------------------------
+WEBHOOK_PID=
+if [ "$SUITE" = webhook ]; then
+  # `sigil serve` generates a CA and serving certificate under its home; run it once for that.
+  "$SIGIL" serve --home "$WORK/wh-home" --registry-addr 127.0.0.1:0 --webhook-addr 127.0.0.1:0 \
+    >"$WORK/wh-home.log" 2>&1 </dev/null &
+  GEN_PID=$!
+  for _ in $(seq 300); do
+    grep -q '^  caBundle:' "$WORK/wh-home.log" 2>/dev/null && break
+    kill -0 "$GEN_PID" 2>/dev/null || { cat "$WORK/wh-home.log" >&2; die "sigil serve exited"; }
+    sleep 0.1
+  done
+  kill "$GEN_PID" 2>/dev/null || true
+  wait "$GEN_PID" 2>/dev/null || true
+  [ -s "$WORK/wh-home/tls/tls.crt" ] || die "no serving certificate was generated"
+  mkdir -p "$WORK/policies"
+  WEBHOOK_PORT=$(free_port "$SIGIL_PORT")
+  SIGIL_LOG=${SIGIL_LOG:-warn} "$SIGIL" webhook serve --addr "127.0.0.1:$WEBHOOK_PORT" \
+    --policies "$WORK/policies" --tls-cert "$WORK/wh-home/tls/tls.crt" --tls-key "$WORK/wh-home/tls/tls.key" \
+    >"$WORK/webhook.log" 2>&1 </dev/null &
+  PIDS+=("$!")
+  WEBHOOK_PID=$!
+  WEBHOOK_URL=https://127.0.0.1:$WEBHOOK_PORT
+  for i in $(seq 300); do
+    curl -sf --cacert "$WORK/wh-home/tls/ca.crt" --max-time 1 "$WEBHOOK_URL/healthz" >/dev/null && break
+    kill -0 "$WEBHOOK_PID" 2>/dev/null || { cat "$WORK/webhook.log" >&2; die "sigil webhook serve exited"; }
+    [ "$i" = 300 ] && die "sigil webhook serve did not answer on $WEBHOOK_URL/healthz"
+    sleep 0.1
+  done
+  say "sigil webhook serve on $WEBHOOK_URL (pid $WEBHOOK_PID)"
+fi
+
 # --- 4. benchmark ---------------------------------------------------------------------------------------------
 status=0
-if [ "$NEED_PEER" = 1 ]; then
+if [ "$SUITE" = webhook ]; then
+  "$BENCH" --suite webhook --sigil "$SIGIL_URL" --webhook "$WEBHOOK_URL" --webhook-ca "$WORK/wh-home/tls/ca.crt" \
+    --webhook-policies "$WORK/policies" --webhook-pid "$WEBHOOK_PID" "${BENCH_ARGS[@]}" || status=$?
+elif [ "$NEED_PEER" = 1 ]; then
   "$BENCH" --suite "$SUITE" --sigil "$SIGIL_URL" --peer "$PEER_URL" --peer-label "docker-registry" \
     "${BENCH_ARGS[@]}" || status=$?
+elif [ "$SUITE" = notary ]; then
+  "$BENCH" --suite notary --sigil "$SIGIL_URL" "${BENCH_ARGS[@]}" || status=$?
 else
   "$BENCH" --suite verify --sigil "$SIGIL_URL" "${BENCH_ARGS[@]}" || status=$?
 fi
-for pid in $PEER_PID "$SIGIL_PID"; do
+for pid in $PEER_PID "$SIGIL_PID" $WEBHOOK_PID; do
   kill -0 "$pid" 2>/dev/null || { say "a server (pid $pid) died during the benchmark"; status=1; }
 done
 exit "$status"

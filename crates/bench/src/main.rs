@@ -20,12 +20,17 @@
 //! `--suite verify` runs the signature-verification benchmark instead (verifications/s and registry
 //! requests per verification; only `--sigil` is needed, see `verify.rs`), `--suite all` runs the
 //! registry suite, then the verify suite. The default `--suite registry` is the comparison above.
+//! `--suite notary` benchmarks Notary signature verification (see `notary.rs`; needs `--sigil`).
+//! `--suite webhook` benchmarks `sigil webhook serve` (AdmissionReviews/s, cached and uncached, RSS;
+//! see `webhook.rs`; needs `--sigil` and the `--webhook*` options).
 
 mod image;
 mod load;
+mod notary;
 mod registry;
 mod report;
 mod verify;
+mod webhook;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,6 +57,10 @@ enum Suite {
     Verify,
     /// The registry suite, then the verify suite.
     All,
+    /// AdmissionReviews/s of `sigil webhook serve` (needs --sigil and --webhook*).
+    Webhook,
+    /// Notary signature verifications/s (JWS, COSE) and registry requests per verification (needs --sigil).
+    Notary,
 }
 
 /// Benchmark sigil's registry against a peer registry (both must already be serving).
@@ -110,6 +119,38 @@ struct Args {
     /// Verify suite: concurrent verifiers of the concurrent registry phases.
     #[arg(long, default_value_t = 8)]
     verify_concurrency: usize,
+    /// Webhook suite: the webhook's base URL, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    webhook: Option<Url>,
+    /// Webhook suite: PEM CA of the webhook's serving certificate.
+    #[arg(long)]
+    webhook_ca: Option<std::path::PathBuf>,
+    /// Webhook suite: the webhook's policies directory (the benchmark's policy is written there).
+    #[arg(long)]
+    webhook_policies: Option<std::path::PathBuf>,
+    /// Webhook suite: the webhook's pid (for RSS).
+    #[arg(long)]
+    webhook_pid: Option<u32>,
+    /// Webhook suite: measured seconds of the cached phase [default: 5, quick: 1].
+    #[arg(long)]
+    webhook_duration: Option<f64>,
+    /// Webhook suite: client counts of the cached phase, comma-separated (the largest also drives
+    /// the concurrent uncached phase).
+    #[arg(long, value_delimiter = ',', default_value = "2,4,16")]
+    webhook_concurrency: Vec<usize>,
+    /// Webhook suite: reviews (new images) per uncached 1-image phase [default: 300, quick: 30].
+    #[arg(long)]
+    webhook_uncached: Option<usize>,
+    /// Webhook suite: 10-image Pods reviewed [default: 60, quick: 10].
+    #[arg(long)]
+    webhook_ten: Option<usize>,
+    /// Webhook suite: round-trip time of the simulated remote registry, in ms.
+    #[arg(long, default_value_t = 4.0)]
+    webhook_remote_rtt_ms: f64,
+    /// Webhook suite: reviews of each kind against the simulated remote registry [default: 40,
+    /// quick: 10].
+    #[arg(long)]
+    webhook_remote: Option<usize>,
 }
 
 impl Args {
@@ -122,6 +163,42 @@ impl Args {
             warmup: secs(self.verify_warmup, 1.0, 0.3, "verify-warmup")?,
             duration: secs(self.verify_duration, 3.0, 1.0, "verify-duration")?,
             concurrency: self.verify_concurrency,
+            quick: self.quick,
+        })
+    }
+}
+
+impl Args {
+    fn webhook_settings(&self) -> Result<webhook::WebhookSettings> {
+        let duration = self
+            .webhook_duration
+            .unwrap_or(if self.quick { 1.0 } else { 5.0 });
+        Ok(webhook::WebhookSettings {
+            url: self.webhook.clone().context("--webhook is required")?,
+            ca: self
+                .webhook_ca
+                .clone()
+                .context("--webhook-ca is required")?,
+            policies: self
+                .webhook_policies
+                .clone()
+                .context("--webhook-policies is required")?,
+            pid: self.webhook_pid,
+            warmup: Duration::from_secs_f64(if self.quick { 0.3 } else { 1.0 }),
+            duration: Duration::try_from_secs_f64(duration)
+                .with_context(|| format!("bad --webhook-duration {duration}"))?,
+            concurrency: self.webhook_concurrency.clone(),
+            uncached: self
+                .webhook_uncached
+                .unwrap_or(if self.quick { 30 } else { 300 }),
+            ten_image: self.webhook_ten.unwrap_or(if self.quick { 10 } else { 60 }),
+            remote_rtt: Duration::try_from_secs_f64(self.webhook_remote_rtt_ms / 1e3)
+                .with_context(|| {
+                    format!("bad --webhook-remote-rtt-ms {}", self.webhook_remote_rtt_ms)
+                })?,
+            remote: self
+                .webhook_remote
+                .unwrap_or(if self.quick { 10 } else { 40 }),
             quick: self.quick,
         })
     }
@@ -540,6 +617,14 @@ async fn main() -> ExitCode {
         Suite::Registry => run(&args).await,
         Suite::Verify => match args.verify_settings() {
             Ok(s) => verify::run(&s, Some(&args.sigil), time_seed()).await,
+            Err(e) => Err(e),
+        },
+        Suite::Notary => match args.verify_settings() {
+            Ok(s) => notary::run(&s, &args.sigil, time_seed()).await,
+            Err(e) => Err(e),
+        },
+        Suite::Webhook => match args.webhook_settings() {
+            Ok(s) => webhook::run(&s, &args.sigil, time_seed()).await,
             Err(e) => Err(e),
         },
         Suite::All => match (args.verify_settings(), run(&args).await) {

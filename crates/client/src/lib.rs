@@ -30,6 +30,7 @@ pub mod image_ref;
 pub mod layout;
 pub mod listing;
 pub mod manifests;
+pub mod retry;
 
 pub use auth::{AuthStore, Credential, Scope};
 pub use blobs::{BlobBody, BlobStream, ByteStream, MountOutcome, PushOutcome, UploadSession};
@@ -41,6 +42,7 @@ pub use image_ref::{ImageRef, LayoutRef};
 pub use layout::OciLayout;
 pub use listing::{ReferrersPage, TagPage};
 pub use manifests::{FetchedManifest, PutCondition, PutManifestResponse};
+pub use retry::RetryPolicy;
 
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,11 @@
 //! Cosign key files: the scrypt + NaCl-secretbox encrypted private key (`ENCRYPTED SIGSTORE PRIVATE KEY`,
 //! legacy `ENCRYPTED COSIGN PRIVATE KEY`), plain PEM private keys (PKCS#8, SEC1, PKCS#1), and SPKI public
-//! keys, for ECDSA P-256/P-384, RSA (PKCS#1 v1.5, SHA-256) and Ed25519.
+//! keys, for ECDSA P-256/P-384, RSA 2048–4096 bits (PKCS#1 v1.5, SHA-256) and Ed25519.
 //!
 //! Signatures follow cosign: ECDSA is ASN.1/DER over SHA-256 of the message (for every curve, as
 //! cosign's `LoadSignerVerifier(key, SHA256)`), RSA is PKCS#1 v1.5 with SHA-256 (PSS is also accepted on
-//! verification), Ed25519 is pure Ed25519.
+//! verification; RSA verification is sigil-sigstore's, shared with bundles and certificates), Ed25519
+//! is pure Ed25519.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
@@ -16,8 +17,8 @@ use crypto_secretbox::aead::{Aead as _, KeyInit as _};
 use pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use signature::Signer as _;
 use signature::hazmat::{PrehashSigner as _, PrehashVerifier as _};
-use signature::{Signer as _, Verifier as _};
 use spki::{DecodePublicKey as _, EncodePublicKey as _};
 use zeroize::Zeroizing;
 
@@ -403,6 +404,17 @@ impl PublicKey {
             return Ok(Self::P384(k));
         }
         if let Ok(k) = rsa::PublicKey::from_public_key_der(der) {
+            use rsa::traits::PublicKeyParts as _;
+            let bits = k.size() * 8;
+            let (min, max) = (
+                sigil_sigstore::crypto::RSA_MIN_BITS,
+                sigil_sigstore::crypto::RSA_MAX_BITS,
+            );
+            if !(min..=max).contains(&bits) {
+                return Err(CosignError::Key(format!(
+                    "RSA key of {bits} bits: only {min} to {max} bits are supported"
+                )));
+            }
             return Ok(Self::Rsa(Box::new(k)));
         }
         if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
@@ -462,21 +474,13 @@ impl PublicKey {
                 .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
             Self::P384(k) => p384::ecdsa::Signature::from_der(signature)
                 .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
-            Self::Rsa(k) => {
-                let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
-                    return false;
-                };
-                let vk = rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**k).clone());
-                if vk.verify(message, &sig).is_ok() {
-                    return true;
-                }
-                let Ok(sig) = rsa::pss::Signature::try_from(signature) else {
-                    return false;
-                };
-                rsa::pss::VerifyingKey::<Sha256>::new((**k).clone())
-                    .verify(message, &sig)
-                    .is_ok()
-            }
+            // One RSA verifier for keys, bundles and certificates: sigil-sigstore's (PKCS#1 v1.5,
+            // then PSS, over SHA-256; 2048–4096-bit moduli).
+            Self::Rsa(k) => sigil_sigstore::PublicKey::Rsa(k.clone()).verify(
+                message,
+                signature,
+                sigil_sigstore::crypto::HashAlg::Sha256,
+            ),
             Self::Ed25519(k) => ed25519_dalek::Signature::from_slice(signature)
                 .is_ok_and(|s| k.verify_strict(message, &s).is_ok()),
         }

@@ -6,9 +6,39 @@
 //! ([`Engine::replace_policies`] also serves reloads), and call [`Engine::mutate`] (verification and
 //! patches: the mutating webhook and `policy apply`) or [`Engine::validate`] (`verifyDigest` /
 //! `required` checks of the validating webhook).
+//!
+//! How a review runs (Kyverno 1.13 semantics, without its known problems):
+//! - every `ClusterPolicy` (and `Policy` of the request's namespace) rule that applies (match/exclude,
+//!   autogen `autogen-<rule>` / `autogen-cronjob-<rule>`, preconditions) contributes its images
+//!   matched by `imageReferences` (`skipImageReferences` → `skip`); unsupported key sources are
+//!   **errors**, never passes;
+//! - `type: Cosign` and `SigstoreBundle` verify through [`sigil_cosign`]; `type: Notary` through
+//!   [`sigil_notary`] (Kyverno's mapping: `certificates` entries as `ca` trust anchors; attestations
+//!   are Notary-signed referrers whose layer JSON `conditions` evaluate);
+//! - each distinct image is resolved tag → digest **once** (cached for [`CacheConfig::tag_ttl`]) and
+//!   verified **by digest**; all images run in parallel (at most
+//!   [`EngineConfig::max_parallel_images`]) under one deadline; an unfinished image is an error;
+//! - registry 429/5xx/connection errors are retried with backoff ([`EngineConfig::retry`]) within the
+//!   deadline; what a registry failure means is [`RegistryFailure`];
+//! - decisions (signatures, attestation conditions and `validate.deny` together) are cached per
+//!   (policy content hash, rule, `verifyImages` index, digest); concurrent identical ones coalesce;
+//! - the patch pins `image` to `<image as written>@<verified digest>` (`mutateDigest`) after the
+//!   [`VERIFY_IMAGES_ANNOTATION`] ops; the annotation of an incoming object is replaced, never trusted.
+//!
+//! Failures under `Audit` are reported as [`RuleStatus::Fail`] with [`RuleResult::enforce`] false and
+//! listed in [`Review::warnings`]; they never block. Registry requests per uncached key-signed image:
+//! 3 for a tag (HEAD, `.sig` manifest, payload blob), 2 for a digest reference; per uncached
+//! Notary-signed image: 5 for a tag (HEAD, sigil-notary's own HEAD of the digest, referrers list,
+//! signature manifest, envelope blob).
 
+mod cache;
 pub mod error;
+mod extensions;
+mod fetch;
+mod notary;
 pub mod review;
+mod run;
+mod verify;
 
 pub use error::EngineError;
 pub use review::{
@@ -17,10 +47,12 @@ pub use review::{
 };
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sigil_client::RegistryClient;
+use sigil_artifacts::Referrers;
+use sigil_client::{RegistryClient, RetryPolicy};
 use sigil_sigstore::TrustedRoot;
 
 /// Decision cache settings (defaults as Kyverno: 60 min, 1000 entries).
@@ -77,6 +109,8 @@ pub struct EngineConfig {
     pub max_parallel_images: usize,
     /// Registry failures.
     pub registry_failure: RegistryFailure,
+    /// Retries of registry 429/5xx/connection errors (exponential backoff, within the deadline).
+    pub retry: RetryPolicy,
 }
 
 impl EngineConfig {
@@ -89,6 +123,7 @@ impl EngineConfig {
             default_timeout: Duration::from_secs(10),
             max_parallel_images: 16,
             registry_failure: RegistryFailure::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -102,12 +137,26 @@ pub struct EngineStats {
     pub cache_misses: u64,
     /// Registry requests made.
     pub registry_requests: u64,
+    /// Tag → digest resolutions answered from the tag cache.
+    pub tag_cache_hits: u64,
+    /// Tag → digest resolutions made against the registry.
+    pub tag_cache_misses: u64,
+    /// Decisions currently cached (approximate).
+    pub cache_entries: u64,
+    /// `mutate` reviews run.
+    pub reviews: u64,
+    /// Sum of `mutate` review durations, in microseconds.
+    pub review_micros: u64,
 }
 
 /// The engine. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Engine {
     config: EngineConfig,
     policies: RwLock<Arc<Vec<LoadedPolicy>>>,
+    caches: cache::Caches,
+    referrers: Arc<Referrers>,
+    reviews: AtomicU64,
+    review_micros: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -120,8 +169,12 @@ impl Engine {
     /// Builds an engine with these policies.
     pub fn new(config: EngineConfig, policies: Vec<LoadedPolicy>) -> Self {
         Self {
+            caches: cache::Caches::new(&config.cache),
+            referrers: Arc::new(Referrers::new(config.client.clone())),
             config,
             policies: RwLock::new(Arc::new(policies)),
+            reviews: AtomicU64::new(0),
+            review_micros: AtomicU64::new(0),
         }
     }
 
@@ -148,28 +201,46 @@ impl Engine {
         }
     }
 
+    /// Drops every cached decision and tag resolution.
+    pub fn clear_cache(&self) {
+        self.caches.clear();
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> EngineStats {
+        let (hits, misses, tag_hits, tag_misses) = self.caches.counters();
         EngineStats {
+            cache_hits: hits,
+            cache_misses: misses,
             registry_requests: self.config.client.request_count(),
-            ..EngineStats::default()
+            tag_cache_hits: tag_hits,
+            tag_cache_misses: tag_misses,
+            cache_entries: self.caches.entries(),
+            reviews: self.reviews.load(Ordering::Relaxed),
+            review_micros: self.review_micros.load(Ordering::Relaxed),
         }
+    }
+
+    fn record_review(&self, took: Duration) {
+        self.reviews.fetch_add(1, Ordering::Relaxed);
+        self.review_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// The mutating path: verifies every image matched by a `verifyImages` rule (all images of the
     /// resource in parallel, by digest, under the request deadline) and returns the per-rule results,
     /// whether the request is blocked, and the JSON patch (annotation first, then digest pins).
     pub async fn mutate(&self, request: &ReviewRequest) -> Review {
-        let _ = request;
-        Review::not_implemented("mutate")
+        self.run_mutate(request).await
     }
 
     /// The validating path: `verifyDigest` (image must carry a digest) and `required` (the sigil
     /// annotation must record `pass`/`skip` for the image). The annotation never lets an image skip
     /// verification in [`Engine::mutate`].
     pub async fn validate(&self, request: &ReviewRequest) -> Review {
-        let _ = request;
-        Review::not_implemented("validate")
+        self.run_validate(request)
     }
 }
 

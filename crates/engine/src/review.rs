@@ -22,17 +22,31 @@ pub struct LoadedPolicy {
     pub policy: CompiledPolicy,
     /// The file it was read from.
     pub source: PathBuf,
-    /// SHA-256 (hex) of the policy document as read: part of every cache key.
+    /// SHA-256 (hex) over the policy's identity (kind, namespace, name) and the document it was read
+    /// from: part of every cache key, so an edit invalidates the policy's cached decisions and two
+    /// policies of one file never share them.
     pub content_hash: String,
 }
 
 impl LoadedPolicy {
-    /// Wraps a compiled policy; `document` is the text hashed into the cache key.
+    /// Wraps a compiled policy; `document` is the text hashed (with the policy's identity) into the
+    /// cache key.
     pub fn new(policy: CompiledPolicy, source: PathBuf, document: &str) -> Self {
+        let mut h = Sha256::new();
+        for part in [
+            format!("{:?}", policy.kind).as_str(),
+            policy.namespace.as_deref().unwrap_or(""),
+            policy.name.as_str(),
+        ] {
+            // Length-prefixed so the parts cannot run into each other.
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.update(document.as_bytes());
         Self {
             policy,
             source,
-            content_hash: hex(&Sha256::digest(document.as_bytes())),
+            content_hash: hex(&h.finalize()),
         }
     }
 }
@@ -66,7 +80,9 @@ pub enum RuleStatus {
     Skip,
     /// Could not decide (registry unreachable, deadline, bad policy input).
     Error,
-    /// Failed under `Audit` (reported, not blocking).
+    /// Failed under `Audit`, for callers that report audit failures as warnings (Kyverno's
+    /// `--audit-warn`). The engine itself reports audit failures as [`RuleStatus::Fail`] with
+    /// [`RuleResult::enforce`] false.
     Warn,
 }
 
@@ -132,16 +148,6 @@ pub struct Review {
     pub patch: Vec<Value>,
 }
 
-impl Review {
-    pub(crate) fn not_implemented(what: &str) -> Self {
-        Self {
-            blocked: true,
-            message: Some(format!("image verification engine: {what} not implemented")),
-            ..Self::default()
-        }
-    }
-}
-
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {
@@ -201,4 +207,50 @@ pub(crate) fn load_policy_files(paths: &[PathBuf]) -> Result<Vec<LoadedPolicy>, 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const TWO_POLICIES: &str = r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: first}
+spec:
+  rules:
+    - name: check
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["*"]
+          attestors: [{entries: [{keys: {publicKeys: "{{ a }}"}}]}]
+---
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: second}
+spec:
+  rules:
+    - name: check
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["*"]
+          attestors: [{entries: [{keys: {publicKeys: "{{ b }}"}}]}]
+"#;
+
+    #[test]
+    fn policies_of_one_document_get_distinct_cache_hashes() {
+        let set = sigil_policy::parse_policies(TWO_POLICIES).unwrap();
+        let [a, b] = [0, 1]
+            .map(|i| LoadedPolicy::new(set.policies[i].clone(), "p.yaml".into(), TWO_POLICIES));
+        assert_ne!(a.content_hash, b.content_hash);
+        let edited = TWO_POLICIES.replace("{{ a }}", "{{ c }}");
+        let a2 = LoadedPolicy::new(set.policies[0].clone(), "p.yaml".into(), &edited);
+        assert_ne!(
+            a.content_hash, a2.content_hash,
+            "an edit must change the hash"
+        );
+        let again = LoadedPolicy::new(set.policies[0].clone(), "p.yaml".into(), TWO_POLICIES);
+        assert_eq!(a.content_hash, again.content_hash);
+    }
 }

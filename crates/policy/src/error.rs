@@ -57,7 +57,8 @@ impl PolicyError {
 /// An error raised while evaluating a compiled policy against inputs.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum EvalError {
-    /// The verification type (e.g. `Notary`) is not implemented by sigil yet.
+    /// The verification type is not implemented by sigil (not raised today: every Kyverno
+    /// 1.13 type is; kept for callers that match on it).
     #[error("{path}: verification type {kind} is not supported yet")]
     UnsupportedType {
         /// Path of the `verifyImages` entry.
@@ -87,7 +88,8 @@ pub enum EvalError {
     /// The resource does not have the expected shape.
     #[error("resource: {0}")]
     Resource(String),
-    /// A feature present in the policy is not supported yet at evaluation time.
+    /// A feature present in the policy is not supported at evaluation time (not raised by
+    /// this crate today; kept for callers that match on it).
     #[error("{0}: not supported yet")]
     Unsupported(String),
 }

@@ -96,10 +96,13 @@ pub struct ExtractedImage {
     pub pointer: String,
     /// Image string as written in the resource.
     pub image: String,
-    /// Container name, if any.
+    /// Container name (built-in extractors) or the `key` field's value (custom extractors).
     pub name: Option<String>,
     /// Source list.
     pub container_kind: ContainerKind,
+    /// The untransformed value at `pointer` when an extractor's `jmesPath` produced `image`
+    /// (the pointer then does not hold `image`: a digest pin must not be written there).
+    pub source: Option<String>,
 }
 
 /// Pod controllers whose pod template Kyverno autogen covers (`spec.template.spec`).
@@ -161,6 +164,7 @@ pub fn extract_images(resource: &Value) -> Result<Vec<ExtractedImage>, EvalError
                 image: image.to_owned(),
                 name: c.get("name").and_then(Value::as_str).map(str::to_owned),
                 container_kind: ck,
+                source: None,
             });
         }
     }
@@ -172,84 +176,197 @@ fn escape_token(t: &str) -> String {
     t.replace('~', "~0").replace('/', "~1")
 }
 
-/// Runs a custom `imageExtractors` entry: `path` segments separated by `/`, `*`
-/// iterating arrays (and maps), `value` naming the image field below `*` matches.
-pub(crate) fn extract_custom(
-    resource: &Value,
-    path: &str,
-    value_field: Option<&str>,
-    name_field: Option<&str>,
-) -> Vec<ExtractedImage> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut out = Vec::new();
-    walk(
-        resource,
-        &segments,
-        String::new(),
-        value_field,
-        name_field,
-        &mut out,
-    );
-    out
+/// A custom `imageExtractors` entry, ready to run (see [`extract_custom`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CustomExtractor<'a> {
+    /// The `path` of the entry (`/`-separated, `*` iterates arrays and maps).
+    pub path: &'a str,
+    /// The `value` field (default: the last `path` segment).
+    pub value: Option<&'a str>,
+    /// The `key` field that identifies an image (default: its JSON pointer).
+    pub key: Option<&'a str>,
+    /// The `jmesPath` transform applied to the extracted string.
+    pub jmes_path: Option<&'a str>,
 }
 
-fn walk(
-    node: &Value,
-    segments: &[&str],
-    pointer: String,
-    value_field: Option<&str>,
-    name_field: Option<&str>,
-    out: &mut Vec<ExtractedImage>,
-) {
-    match segments.split_first() {
-        None => {
-            let (target, ptr) = match value_field {
-                Some(f) => (node.get(f), format!("{pointer}/{}", escape_token(f))),
-                None => (Some(node), pointer),
-            };
-            if let Some(Value::String(s)) = target {
-                out.push(ExtractedImage {
-                    pointer: ptr,
-                    image: s.clone(),
-                    name: name_field
-                        .and_then(|n| node.get(n))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    container_kind: ContainerKind::Custom,
-                });
-            }
+/// Runs a custom `imageExtractors` entry as Kyverno's `extract` does:
+///
+/// - `path` is split on `/` (empty segments dropped); without `value`, its last segment names
+///   the image field and the rest is the path to the object holding it;
+/// - `*` iterates an array or a map (a scalar there is an error); other segments select a map
+///   field (a missing field means no image; a non-object where an object is needed is an error);
+/// - an image field that is missing, not a string or blank means no image;
+/// - with `key`, the key field must be a string (else an error) and images with the same key are
+///   one image (the last wins), as in Kyverno's map; the key is reported as the image's `name`;
+/// - with `jmesPath`, the expression (Kyverno's function pack) is applied to the string and
+///   must produce a string (else an error); [`ExtractedImage::source`] then keeps the
+///   untransformed value, since the pointer still refers to it.
+pub fn extract_custom(
+    resource: &Value,
+    extractor: &CustomExtractor<'_>,
+) -> Result<Vec<ExtractedImage>, EvalError> {
+    let mut fields: Vec<&str> = extractor
+        .path
+        .split('/')
+        .map(|s| s.trim_matches(' '))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let value_field = match extractor.value.filter(|v| !v.is_empty()) {
+        Some(v) => v,
+        None => fields.pop().ok_or_else(|| {
+            EvalError::Resource(format!(
+                "image extractor path `{}` names no field",
+                extractor.path
+            ))
+        })?,
+    };
+    let compiled = extractor
+        .jmes_path
+        .filter(|j| !j.is_empty())
+        .map(|j| {
+            crate::functions::RUNTIME
+                .compile(j)
+                .map(|c| (j, c))
+                .map_err(|e| EvalError::JmesPath {
+                    expression: j.to_owned(),
+                    message: e.to_string(),
+                })
+        })
+        .transpose()?;
+    let mut walker = Walker {
+        value_field,
+        key_field: extractor.key.filter(|k| !k.is_empty()),
+        transform: compiled.as_ref(),
+        out: Vec::new(),
+        keys: Vec::new(),
+    };
+    walker.walk(resource, &fields, String::new())?;
+    Ok(walker.out)
+}
+
+struct Walker<'a, 'e> {
+    value_field: &'a str,
+    key_field: Option<&'a str>,
+    transform: Option<&'e (&'a str, jmespath::Expression<'static>)>,
+    out: Vec<ExtractedImage>,
+    /// The key of each entry of `out`.
+    keys: Vec<String>,
+}
+
+impl Walker<'_, '_> {
+    fn walk(&mut self, node: &Value, fields: &[&str], pointer: String) -> Result<(), EvalError> {
+        if node.is_null() {
+            return Ok(());
         }
-        Some((&"*", rest)) => match node {
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    walk(
-                        item,
-                        rest,
-                        format!("{pointer}/{i}"),
-                        value_field,
-                        name_field,
-                        out,
-                    );
+        if let Some((&"*", rest)) = fields.split_first() {
+            return match node {
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        self.walk(item, rest, format!("{pointer}/{i}"))?;
+                    }
+                    Ok(())
+                }
+                Value::Object(map) => {
+                    for (k, item) in map {
+                        self.walk(item, rest, format!("{pointer}/{}", escape_token(k)))?;
+                    }
+                    Ok(())
+                }
+                _ => Err(EvalError::Resource(format!(
+                    "{}: `*` needs an array or an object, found {}",
+                    display_pointer(&pointer),
+                    type_name(node)
+                ))),
+            };
+        }
+        let Value::Object(map) = node else {
+            return Err(EvalError::Resource(format!(
+                "{}: expected an object, found {}",
+                display_pointer(&pointer),
+                type_name(node)
+            )));
+        };
+        let Some((field, rest)) = fields.split_first() else {
+            return self.leaf(map, pointer);
+        };
+        match map.get(*field) {
+            Some(child) => self.walk(child, rest, format!("{pointer}/{}", escape_token(field))),
+            None => Ok(()),
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        pointer: String,
+    ) -> Result<(), EvalError> {
+        let pointer = format!("{pointer}/{}", escape_token(self.value_field));
+        let key = match self.key_field {
+            None => pointer.clone(),
+            Some(k) => match map.get(k) {
+                Some(Value::String(s)) => s.clone(),
+                _ => {
+                    return Err(EvalError::Resource(format!(
+                        "{pointer}: the image key field `{k}` is missing or not a string"
+                    )));
+                }
+            },
+        };
+        let Some(Value::String(raw)) = map.get(self.value_field) else {
+            return Ok(());
+        };
+        if raw.trim().is_empty() {
+            return Ok(());
+        }
+        let (image, source) = match self.transform {
+            None => (raw.clone(), None),
+            Some((expr, compiled)) => {
+                let err = |message: String| EvalError::JmesPath {
+                    expression: (*expr).to_owned(),
+                    message,
+                };
+                let result = compiled
+                    .search(Value::String(raw.clone()))
+                    .map_err(|e| err(format!("applied to {pointer} ({raw:?}): {e}")))?;
+                match &*result {
+                    jmespath::Variable::String(s) => (s.clone(), Some(raw.clone())),
+                    other => {
+                        return Err(err(format!(
+                            "applied to {pointer} ({raw:?}) must produce a string, produced {other}"
+                        )));
+                    }
                 }
             }
-            Value::Object(map) => {
-                for (k, item) in map {
-                    let p = format!("{pointer}/{}", escape_token(k));
-                    walk(item, rest, p, value_field, name_field, out);
-                }
-            }
-            _ => {}
-        },
-        Some((seg, rest)) => {
-            let child = match node {
-                Value::Object(map) => map.get(*seg),
-                Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
-                _ => None,
-            };
-            if let Some(child) = child {
-                let p = format!("{pointer}/{}", escape_token(seg));
-                walk(child, rest, p, value_field, name_field, out);
+        };
+        let entry = ExtractedImage {
+            pointer,
+            image,
+            name: self.key_field.map(|_| key.clone()),
+            container_kind: ContainerKind::Custom,
+            source,
+        };
+        match self.keys.iter().position(|k| *k == key) {
+            Some(i) => self.out[i] = entry,
+            None => {
+                self.keys.push(key);
+                self.out.push(entry);
             }
         }
+        Ok(())
+    }
+}
+
+fn display_pointer(p: &str) -> &str {
+    if p.is_empty() { "/" } else { p }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

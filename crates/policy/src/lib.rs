@@ -7,7 +7,12 @@
 //!   pod controllers; [`matching`] evaluates `match`/`exclude` and autogen.
 //! - [`attestor::evaluate_attestor_sets`] applies `count` semantics over
 //!   caller-supplied per-entry outcomes; [`conditions`] evaluates Kyverno
-//!   conditions with `{{ }}` JMESPath variables.
+//!   conditions with `{{ }}` JMESPath variables, with Kyverno's function pack
+//!   ([`functions`], including `random` and `x509_decode`).
+//! - Custom `imageExtractors` (with `jmesPath` transforms) run through
+//!   [`CompiledRule::extract_images`]; deprecated `verifyImages` fields (`key`,
+//!   `issuer`, `subject`, `roots`, `annotations`) are converted to an attestor
+//!   set as Kyverno's `Convert` does.
 
 pub mod attestor;
 pub mod conditions;
@@ -17,7 +22,9 @@ pub mod image;
 pub mod matching;
 pub mod model;
 pub mod raw;
+mod regen;
 pub mod wildcard;
+mod x509;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -12,7 +12,7 @@ use crate::attestor::{
 };
 use crate::conditions::{AnyAllConditions, compile_conditions_value};
 use crate::error::{EvalError, PolicyError};
-use crate::image::{ExtractedImage, ImageInfo, extract_custom, extract_images};
+use crate::image::{CustomExtractor, ExtractedImage, ImageInfo, extract_custom, extract_images};
 use crate::matching::{AutogenControllers, MatchBlock, Operation, ResourceFacts};
 use crate::raw::{
     RawAttestation, RawAttestor, RawAttestorSet, RawCtlog, RawKeyless, RawKeys, RawPolicy,
@@ -106,11 +106,13 @@ pub struct ImageExtractor {
     pub path: String,
     /// Image field below the path.
     pub value: Option<String>,
-    /// Name field.
+    /// Group name (`images.<name>` in Kyverno's context, default `custom`); no effect on
+    /// verification.
     pub name: Option<String>,
-    /// Key field.
+    /// Field identifying an image (default: its JSON pointer).
     pub key: Option<String>,
-    /// JMESPath transform (not supported at evaluation yet).
+    /// JMESPath transform of the extracted string (checked when the policy is compiled; with
+    /// it, no `verifyImages` entry of the rule may mutate digests, as in Kyverno).
     pub jmes_path: Option<String>,
 }
 
@@ -224,14 +226,14 @@ impl VerifyImage {
         Ok(ImageMatch::Verify)
     }
 
-    /// Errors for verification types sigil does not implement yet (Notary). Never a silent pass.
+    /// Errors for verification types sigil does not implement (never a silent pass). Every type
+    /// Kyverno 1.13 defines (`Cosign`, `SigstoreBundle`, `Notary`) is implemented, so this passes;
+    /// the Notary-specific restrictions are checked when the policy is compiled.
     pub fn ensure_supported(&self) -> Result<(), EvalError> {
         match self.type_ {
-            VerificationType::Notary => Err(EvalError::UnsupportedType {
-                path: self.path.clone(),
-                kind: "Notary".into(),
-            }),
-            VerificationType::Cosign | VerificationType::SigstoreBundle => Ok(()),
+            VerificationType::Cosign
+            | VerificationType::SigstoreBundle
+            | VerificationType::Notary => Ok(()),
         }
     }
 }
@@ -264,25 +266,37 @@ impl CompiledRule {
                 .is_some_and(|e| e.excludes(&facts, true))
     }
 
-    /// Extracts images: custom `imageExtractors` for the kind if present, else the built-in ones.
+    /// Extracts images: custom `imageExtractors` for the kind if present (see
+    /// [`crate::image::extract_custom`]; a `jmesPath` transforms each value), else the built-in
+    /// ones. Images of all extractors of the kind are returned (Kyverno keeps one group per
+    /// extractor `name`, so two extractors sharing a name would hide each other's images there:
+    /// sigil verifies them all).
     pub fn extract_images(&self, resource: &Value) -> Result<Vec<ExtractedImage>, EvalError> {
         let kind = resource.get("kind").and_then(Value::as_str).unwrap_or("");
         match self.image_extractors.get(kind) {
             Some(extractors) => {
                 let mut out = Vec::new();
-                for e in extractors {
-                    if e.jmes_path.is_some() {
-                        return Err(EvalError::Unsupported(format!(
-                            "{}.imageExtractors.{kind}.jmesPath",
-                            self.path
-                        )));
-                    }
-                    out.extend(extract_custom(
+                for (i, e) in extractors.iter().enumerate() {
+                    let found = extract_custom(
                         resource,
-                        &e.path,
-                        e.value.as_deref(),
-                        e.name.as_deref(),
-                    ));
+                        &CustomExtractor {
+                            path: &e.path,
+                            value: e.value.as_deref(),
+                            key: e.key.as_deref(),
+                            jmes_path: e.jmes_path.as_deref(),
+                        },
+                    )
+                    .map_err(|err| {
+                        let msg = match err {
+                            EvalError::Resource(m) => m,
+                            other => other.to_string(),
+                        };
+                        EvalError::Resource(format!(
+                            "{}.imageExtractors.{kind}[{i}]: {msg}",
+                            self.path
+                        ))
+                    })?;
+                    out.extend(found);
                 }
                 Ok(out)
             }
@@ -431,6 +445,8 @@ fn compile_rule(
         .map(|p| compile_conditions_value(p, &format!("{path}.preconditions")))
         .transpose()?;
     let mut image_extractors = BTreeMap::new();
+    // The first extractor with a jmesPath (it excludes digest mutation in this rule).
+    let mut jmes_extractor: Option<String> = None;
     for (kind, list) in &raw.image_extractors {
         let mut v = Vec::new();
         for (i, e) in list.iter().enumerate() {
@@ -441,13 +457,22 @@ fn compile_rule(
                     "must start with `/`",
                 ));
             }
-            if let Some(j) = &e.jmes_path {
-                crate::functions::RUNTIME.compile(j).map_err(|err| {
+            if let Some(j) = e.jmes_path.as_deref().filter(|j| !j.is_empty()) {
+                crate::functions::compile_checked(j).map_err(|err| {
                     PolicyError::invalid(
                         format!("{p}.jmesPath"),
-                        format!("invalid JMESPath: {err}"),
+                        format!("invalid JMESPath `{j}`: {err}"),
                     )
                 })?;
+                jmes_extractor.get_or_insert_with(|| format!("{p}.jmesPath"));
+            }
+            if e.value.as_deref().is_none_or(str::is_empty)
+                && e.path.split('/').all(|s| s.trim_matches(' ').is_empty())
+            {
+                return Err(PolicyError::invalid(
+                    format!("{p}.path"),
+                    "names no field (give the path of the image field, or `value`)",
+                ));
             }
             v.push(ImageExtractor {
                 path: e.path.clone(),
@@ -465,6 +490,19 @@ fn compile_rule(
         .enumerate()
         .map(|(j, v)| compile_verify_image(v, &format!("{path}.verifyImages[{j}]"), spec_action))
         .collect::<Result<Vec<_>, _>>()?;
+    // Kyverno's validateRuleImageExtractorsJMESPath: the pointer of a transformed image holds the
+    // untransformed value, so a digest pin cannot be written there.
+    if let Some(jp) = &jmes_extractor
+        && let Some(vi) = verify_images.iter().find(|v| v.mutate_digest)
+    {
+        return Err(PolicyError::invalid(
+            format!("{}.mutateDigest", vi.path),
+            format!(
+                "jmespath may not be used in an image extractor when mutating digests with verify \
+                 images ({jp} is set): set mutateDigest: false"
+            ),
+        ));
+    }
     let autogen_eligible =
         match_block.pod_only() && exclude.as_ref().is_none_or(MatchBlock::autogen_compatible);
     Ok(CompiledRule {
@@ -489,21 +527,9 @@ fn compile_verify_image(
     path: &str,
     spec_action: FailureAction,
 ) -> Result<VerifyImage, PolicyError> {
-    for (field, set) in [
-        ("key", raw.key.is_some()),
-        ("roots", raw.roots.is_some()),
-        ("subject", raw.subject.is_some()),
-        ("issuer", raw.issuer.is_some()),
-        ("additionalExtensions", raw.additional_extensions.is_some()),
-        ("annotations", raw.annotations.is_some()),
-    ] {
-        if set {
-            return Err(PolicyError::invalid(
-                format!("{path}.{field}"),
-                "deprecated field not supported; use attestors",
-            ));
-        }
-    }
+    // Kyverno's `ImageVerification.Convert`: the deprecated key/issuer fields become one more
+    // attestor set (for the attestations when there are any, else for the signatures).
+    let deprecated = convert_deprecated(raw, path)?;
     let type_ = match raw.type_.as_deref() {
         None | Some("Cosign") => VerificationType::Cosign,
         Some("SigstoreBundle") => VerificationType::SigstoreBundle,
@@ -542,23 +568,53 @@ fn compile_verify_image(
         }
     }
     if type_ == VerificationType::Notary {
+        if raw.repository.is_some() {
+            return Err(PolicyError::invalid(
+                format!("{path}.repository"),
+                NOTARY_REPOSITORY,
+            ));
+        }
+        if let Some((_, field)) = &deprecated {
+            let message = match *field {
+                "key" => "Keys field is not allowed for type notary",
+                _ => "Keyless field is not allowed for type notary",
+            };
+            return Err(PolicyError::invalid(format!("{path}.{field}"), message));
+        }
         check_notary_attestors(&raw.attestors, &format!("{path}.attestors"))?;
         for (i, a) in raw.attestations.iter().enumerate() {
             check_notary_attestors(&a.attestors, &format!("{path}.attestations[{i}].attestors"))?;
         }
     }
-    let attestors = raw
+    let mut attestors = raw
         .attestors
         .iter()
         .enumerate()
         .map(|(i, s)| compile_set(s, &format!("{path}.attestors[{i}]"), true))
         .collect::<Result<Vec<_>, _>>()?;
-    let attestations = raw
+    let mut attestations = raw
         .attestations
         .iter()
         .enumerate()
         .map(|(i, a)| compile_attestation(a, &format!("{path}.attestations[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some((set, field)) = &deprecated {
+        let p = format!("{path}.{field}");
+        if attestations.is_empty() {
+            attestors.push(compile_set(set, &p, true)?);
+        } else {
+            // Kyverno's Convert appends the set to each attestation's attestors and then
+            // restores the original attestations, dropping it; sigil keeps it (stricter).
+            let compiled = compile_set(set, &p, false)?;
+            for (a, raw_a) in attestations.iter_mut().zip(&raw.attestations) {
+                if raw_a.attestors.is_empty() {
+                    // Replace the implicit "no attestor" set.
+                    a.attestors.clear();
+                }
+                a.attestors.push(compiled.clone());
+            }
+        }
+    }
     let failure_action = raw
         .failure_action
         .as_deref()
@@ -636,25 +692,142 @@ fn compile_verify_image(
     })
 }
 
+/// Kyverno's `ImageVerification.Convert` for the deprecated `key`, `issuer`, `subject`, `roots`,
+/// `additionalExtensions` and `annotations` fields: one attestor set with one entry (`keys` from
+/// `key`, else `keyless` from `issuer`/`subject`/`roots`), and the name of the field it came from.
+///
+/// Where Kyverno silently drops a deprecated constraint (`subject`, `roots`, `annotations` without
+/// `key` or `issuer`; `issuer` next to `key`; `additionalExtensions` always), sigil keeps it
+/// (`additionalExtensions` goes to the keyless entry) or refuses the policy.
+fn convert_deprecated(
+    raw: &RawVerifyImage,
+    path: &str,
+) -> Result<Option<(RawAttestorSet, &'static str)>, PolicyError> {
+    let key = raw.key.as_deref().filter(|k| !k.is_empty());
+    let issuer = raw.issuer.as_deref().filter(|i| !i.is_empty());
+    let annotations: BTreeMap<String, String> = match &raw.annotations {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(v) => crate::from_value_at(v, &format!("{path}.annotations"))?,
+    };
+    let extensions: BTreeMap<String, String> = match &raw.additional_extensions {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(v) => crate::from_value_at(v, &format!("{path}.additionalExtensions"))?,
+    };
+    let keyless_only = [
+        (
+            "subject",
+            raw.subject.as_deref().is_some_and(|s| !s.is_empty()),
+        ),
+        ("roots", raw.roots.as_deref().is_some_and(|s| !s.is_empty())),
+        ("additionalExtensions", !extensions.is_empty()),
+    ];
+    let (entry, field) = match (key, issuer) {
+        (Some(_), Some(_)) => {
+            return Err(PolicyError::invalid(
+                format!("{path}.issuer"),
+                "the deprecated key and issuer fields are exclusive (use attestors)",
+            ));
+        }
+        (Some(k), None) => {
+            if let Some((f, _)) = keyless_only.iter().find(|(_, set)| *set) {
+                return Err(PolicyError::invalid(
+                    format!("{path}.{f}"),
+                    "the deprecated keyless fields need issuer, not key (use attestors)",
+                ));
+            }
+            let entry = RawAttestor {
+                keys: Some(RawKeys {
+                    public_keys: Some(k.to_owned()),
+                    signature_algorithm: None,
+                    kms: None,
+                    secret: None,
+                    rekor: None,
+                    ctlog: None,
+                }),
+                annotations,
+                ..RawAttestor::default()
+            };
+            (entry, "key")
+        }
+        (None, Some(i)) => {
+            let entry = RawAttestor {
+                keyless: Some(RawKeyless {
+                    rekor: None,
+                    ctlog: None,
+                    issuer: Some(i.to_owned()),
+                    issuer_regexp: None,
+                    subject: raw.subject.clone().filter(|s| !s.is_empty()),
+                    subject_regexp: None,
+                    roots: raw.roots.clone().filter(|s| !s.is_empty()),
+                    additional_extensions: extensions,
+                }),
+                annotations,
+                ..RawAttestor::default()
+            };
+            (entry, "issuer")
+        }
+        (None, None) => {
+            let stray = keyless_only
+                .iter()
+                .map(|(f, set)| (*f, *set))
+                .chain([("annotations", !annotations.is_empty())])
+                .find(|(_, set)| *set);
+            return match stray {
+                // Kyverno ignores these without key or issuer; sigil does not drop a constraint.
+                Some((f, _)) => Err(PolicyError::invalid(
+                    format!("{path}.{f}"),
+                    "this deprecated field needs the deprecated key or issuer (use attestors)",
+                )),
+                None => Ok(None),
+            };
+        }
+    };
+    Ok(Some((
+        RawAttestorSet {
+            count: None,
+            entries: vec![entry],
+        },
+        field,
+    )))
+}
+
+const NOTARY_REPOSITORY: &str = "repository is not supported for type notary (Notary signatures \
+                                 are referrers of the image in its own repository)";
+
+/// `type: Notary` takes only `certificates` entries (`cert`/`certChain`, optionally
+/// `ctlog.tsaCertChain`) and nested sets of them, as Kyverno: `keys` and `keyless` are errors with
+/// Kyverno's messages. An alternate `repository` is an error too (Kyverno ignores it; sigil refuses
+/// rather than verify somewhere else than the policy says).
 fn check_notary_attestors(sets: &[RawAttestorSet], path: &str) -> Result<(), PolicyError> {
     for (i, s) in sets.iter().enumerate() {
-        for (j, e) in s.entries.iter().enumerate() {
-            let p = format!("{path}[{i}].entries[{j}]");
-            if e.keyless.is_some() {
-                return Err(PolicyError::invalid(
-                    format!("{p}.keyless"),
-                    "Keyless field is not allowed for type notary",
-                ));
-            }
-            if e.keys.is_some() {
-                return Err(PolicyError::invalid(
-                    format!("{p}.keys"),
-                    "Keys field is not allowed for type notary",
-                ));
-            }
-            if let Some(n) = &e.attestor {
-                check_notary_attestors(std::slice::from_ref(n), &format!("{p}.attestor"))?;
-            }
+        check_notary_set(s, &format!("{path}[{i}]"))?;
+    }
+    Ok(())
+}
+
+fn check_notary_set(set: &RawAttestorSet, path: &str) -> Result<(), PolicyError> {
+    for (j, e) in set.entries.iter().enumerate() {
+        let p = format!("{path}.entries[{j}]");
+        if e.repository.is_some() {
+            return Err(PolicyError::invalid(
+                format!("{p}.repository"),
+                NOTARY_REPOSITORY,
+            ));
+        }
+        if e.keyless.is_some() {
+            return Err(PolicyError::invalid(
+                format!("{p}.keyless"),
+                "Keyless field is not allowed for type notary",
+            ));
+        }
+        if e.keys.is_some() {
+            return Err(PolicyError::invalid(
+                format!("{p}.keys"),
+                "Keys field is not allowed for type notary",
+            ));
+        }
+        if let Some(n) = &e.attestor {
+            check_notary_set(n, &format!("{p}.attestor"))?;
         }
     }
     Ok(())

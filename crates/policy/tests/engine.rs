@@ -67,18 +67,209 @@ fn extracts_controller_images() {
 fn custom_image_extractor() {
     let set = parse_policies(&data("cli-verify-signature.yaml")).unwrap();
     let rule = &set.policies[1].rules[0];
-    let dv: Value = serde_json::json!({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-        "metadata": {"name": "dv"}, "spec": {"source": {"registry": {"url": "docker://ghcr.io/x:1"}}}});
-    // The extractor uses a Kyverno custom JMESPath function: an error, never a silent pass.
-    assert!(rule.extract_images(&dv).is_err());
-    // Pods still use built-in extractors.
-    assert_eq!(
-        set.policies[0].rules[0]
-            .extract_images(&resource("pod.yaml"))
-            .unwrap()
-            .len(),
-        4
+    let dv = |url: Value| -> Value {
+        serde_json::json!({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+            "metadata": {"name": "dv"}, "spec": {"source": {"registry": {"url": url}}}})
+    };
+    // Kyverno's trim_prefix(@, 'docker://') turns the URL into the image; the pointer still
+    // refers to the untransformed value.
+    let imgs = rule
+        .extract_images(&dv(Value::from("docker://ghcr.io/x:1")))
+        .unwrap();
+    assert_eq!(imgs.len(), 1);
+    assert_eq!(imgs[0].image, "ghcr.io/x:1");
+    assert_eq!(imgs[0].pointer, "/spec/source/registry/url");
+    assert_eq!(imgs[0].source.as_deref(), Some("docker://ghcr.io/x:1"));
+    assert_eq!(imgs[0].container_kind, ContainerKind::Custom);
+    // A value without the prefix is kept as is.
+    let imgs = rule
+        .extract_images(&dv(Value::from("ghcr.io/y@sha256:00")))
+        .unwrap();
+    assert_eq!(imgs[0].image, "ghcr.io/y@sha256:00");
+    // Missing, blank or non-string values are no image (as in Kyverno).
+    for v in [Value::Null, Value::from("  "), Value::from(5)] {
+        assert!(
+            rule.extract_images(&dv(v.clone())).unwrap().is_empty(),
+            "{v}"
+        );
+    }
+    let no_source: Value = serde_json::json!({"kind": "DataVolume", "spec": {}});
+    assert!(rule.extract_images(&no_source).unwrap().is_empty());
+    // A non-object where the path needs one is an error naming the rule and extractor.
+    let bad: Value = serde_json::json!({"kind": "DataVolume", "spec": {"source": "x"}});
+    let e = rule.extract_images(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("spec.rules[0].imageExtractors.DataVolume[0]") && e.contains("/spec/source"),
+        "{e}"
     );
+    // Pods still use built-in extractors.
+    let pods = set.policies[0].rules[0]
+        .extract_images(&resource("pod.yaml"))
+        .unwrap();
+    assert_eq!(pods.len(), 4);
+    assert!(pods.iter().all(|i| i.source.is_none()));
+}
+
+fn extractor_policy(extractors: &str, mutate: &str) -> String {
+    format!(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: p}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: r
+    match: {{any: [{{resources: {{kinds: [Task]}}}}]}}
+    imageExtractors:
+      Task:
+{extractors}
+    verifyImages:
+    - imageReferences: ["*"]
+{mutate}
+      attestors: [{{entries: [{{keys: {{publicKeys: "k8s://ns/key"}}}}]}}]
+"#
+    )
+}
+
+#[test]
+fn custom_extractor_jmespath_results() {
+    let rule = |ex: &str| {
+        let p = parse_policies(&extractor_policy(ex, "      mutateDigest: false")).unwrap();
+        p.policies[0].rules[0].clone()
+    };
+    let task: Value = serde_json::json!({"kind": "Task", "spec": {"steps": [
+        {"name": "a", "ref": "oci://reg.example/a:1"},
+        {"name": "b", "ref": "oci://reg.example/b:2"},
+        {"name": "a", "ref": "oci://reg.example/a:3"},
+        {"name": "c"}
+    ]}});
+    // `*` over an array, a `value` field, a function chain and a key: images with the same key
+    // are one image (the last wins, as in Kyverno's map).
+    let r = rule(
+        "      - {path: /spec/steps/*, value: ref, key: name, jmesPath: \"to_upper(trim_prefix(@, 'oci://'))\"}",
+    );
+    let imgs = r.extract_images(&task).unwrap();
+    let got: Vec<(&str, &str, Option<&str>)> = imgs
+        .iter()
+        .map(|i| (i.image.as_str(), i.pointer.as_str(), i.name.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("REG.EXAMPLE/A:3", "/spec/steps/2/ref", Some("a")),
+            ("REG.EXAMPLE/B:2", "/spec/steps/1/ref", Some("b")),
+        ]
+    );
+    // A result that is not a string is an error naming the expression and the value.
+    let r = rule("      - {path: /spec/steps/*/ref, jmesPath: 'length(@)'}");
+    let e = r.extract_images(&task).unwrap_err().to_string();
+    assert!(
+        e.contains("length(@)")
+            && e.contains("must produce a string")
+            && e.contains("/spec/steps/0/ref"),
+        "{e}"
+    );
+    let r = rule("      - {path: /spec/steps/*/ref, jmesPath: \"split(@, '/')\"}");
+    assert!(r.extract_images(&task).is_err());
+    // A function error at evaluation is an error too (never a skipped image).
+    let r = rule("      - {path: /spec/steps/*/ref, jmesPath: \"regex_replace_all('(', @, 'x')\"}");
+    let e = r.extract_images(&task).unwrap_err().to_string();
+    assert!(e.contains("regex"), "{e}");
+    // A key field that is not a string is an error.
+    let r = rule("      - {path: /spec/steps/*, value: ref, key: missing}");
+    assert!(
+        r.extract_images(&task)
+            .unwrap_err()
+            .to_string()
+            .contains("`missing`")
+    );
+    // `*` over a scalar is an error.
+    let scalar: Value = serde_json::json!({"kind": "Task", "spec": {"steps": "x"}});
+    let r = rule("      - {path: /spec/steps/*/ref}");
+    assert!(
+        r.extract_images(&scalar)
+            .unwrap_err()
+            .to_string()
+            .contains("`*`")
+    );
+    // Without jmesPath the value is the image and there is no source.
+    let imgs = r.extract_images(&task).unwrap();
+    assert_eq!(imgs.len(), 3);
+    assert_eq!(imgs[0].image, "oci://reg.example/a:1");
+    assert!(imgs[0].source.is_none());
+    // As in Kyverno, segments other than `*` select object fields: an index is an error.
+    let r = rule("      - {path: /spec/steps/0/ref}");
+    let e = r.extract_images(&task).unwrap_err().to_string();
+    assert!(
+        e.contains("/spec/steps: expected an object, found an array"),
+        "{e}"
+    );
+    // Two extractors for the kind: the images of both.
+    let two: Value = serde_json::json!({"kind": "Task", "spec": {
+        "main": {"ref": "oci://reg.example/a:1"}, "sidecar": {"ref": "oci://reg.example/b:2"}}});
+    let r = rule(
+        "      - {path: /spec/main/ref, jmesPath: \"trim_prefix(@, 'oci://')\"}\n      - {path: /spec/sidecar/ref, jmesPath: \"trim_prefix(@, 'oci://')\"}",
+    );
+    let imgs: Vec<String> = r
+        .extract_images(&two)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.image)
+        .collect();
+    assert_eq!(imgs, ["reg.example/a:1", "reg.example/b:2"]);
+}
+
+#[test]
+fn custom_extractor_jmespath_is_checked_at_compile_time() {
+    let err = |ex: &str, mutate: &str| {
+        parse_policies(&extractor_policy(ex, mutate))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(
+        "      - {path: /spec/ref, jmesPath: 'trim_prefix(@, '}",
+        "      mutateDigest: false",
+    );
+    assert!(
+        e.contains("spec.rules[0].imageExtractors.Task[0].jmesPath")
+            && e.contains("invalid JMESPath"),
+        "{e}"
+    );
+    let e = err(
+        "      - {path: /spec/ref, jmesPath: 'no_such_fn(@)'}",
+        "      mutateDigest: false",
+    );
+    assert!(
+        e.contains("imageExtractors.Task[0].jmesPath")
+            && e.contains("unknown function `no_such_fn`"),
+        "{e}"
+    );
+    // Nested unknown functions are found too.
+    let e = err(
+        "      - {path: /spec/ref, jmesPath: 'to_upper(nope(@))'}",
+        "      mutateDigest: false",
+    );
+    assert!(e.contains("unknown function `nope`"), "{e}");
+    // As Kyverno: no digest mutation in a rule with a jmesPath extractor — explicitly or by the
+    // Enforce default.
+    for mutate in ["      mutateDigest: true", ""] {
+        let e = err(
+            "      - {path: /spec/ref, jmesPath: \"trim_prefix(@, 'x')\"}",
+            mutate,
+        );
+        assert!(
+            e.contains("spec.rules[0].verifyImages[0].mutateDigest")
+                && e.contains("jmespath may not be used in an image extractor")
+                && e.contains("imageExtractors.Task[0].jmesPath"),
+            "{e}"
+        );
+    }
+    // Without jmesPath, digest mutation is fine.
+    assert!(parse_policies(&extractor_policy("      - {path: /spec/ref}", "")).is_ok());
+    // A path naming no field.
+    let e = err("      - {path: /}", "      mutateDigest: false");
+    assert!(e.contains("imageExtractors.Task[0].path"), "{e}");
 }
 
 #[test]

@@ -307,12 +307,17 @@ fn conditions_with_variables() {
     );
     assert!(evaluate_all(&c, &predicate).unwrap().passed);
 
-    // Unimplemented functions are an error, never a silent pass.
+    // Unknown functions are an error, never a silent pass.
     let c = conditions(
-        "[{all: [{key: \"{{ random('[0-9a-z]{5}') }}\", operator: Equals, value: abcde}]}]",
+        "[{all: [{key: \"{{ no_such_function('[0-9a-z]{5}') }}\", operator: Equals, value: abcde}]}]",
     );
     let e = evaluate_all(&c, &predicate).unwrap_err();
     assert!(matches!(e, EvalError::JmesPath { .. }), "{e}");
+    // `random` generates a string matching its pattern.
+    let c = conditions(
+        "[{all: [{key: \"{{ regex_match('^[0-9a-z]{5}$', random('[0-9a-z]{5}')) }}\", operator: Equals, value: true}]}]",
+    );
+    assert!(evaluate_all(&c, &predicate).unwrap().passed);
 
     // Standard JMESPath functions work, nested variables resolve innermost-first.
     assert_eq!(

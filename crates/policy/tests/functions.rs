@@ -60,6 +60,47 @@ fn string_functions() {
         json!("Lorem")
     );
     assert_eq!(ev("truncate('abc', `10`)"), json!("abc"));
+    // Kyverno's Test_Truncate: lengths are clamped at 0 and fractions truncated.
+    for (expr, want) in [
+        (
+            "truncate('Lorem ipsum ipsum ipsum dolor sit amet', `11`)",
+            "Lorem ipsum",
+        ),
+        (
+            "truncate('Lorem ipsum ipsum ipsum dolor sit amet', `40`)",
+            "Lorem ipsum ipsum ipsum dolor sit amet",
+        ),
+        ("truncate('Lorem ipsum', `2.6`)", "Lo"),
+        ("truncate('Lorem ipsum', `0`)", ""),
+        ("truncate('Lorem ipsum', `-1`)", ""),
+        ("truncate('Lorem ipsum', `-0.5`)", ""),
+        ("truncate('Lorem ipsum', `1e300`)", "Lorem ipsum"),
+    ] {
+        assert_eq!(ev(expr), json!(want), "{expr}");
+    }
+    // Runes, not bytes.
+    assert_eq!(ev("truncate('h\u{e9}llo', `2`)"), json!("h\u{e9}"));
+}
+
+#[test]
+fn random_strings_match_the_pattern() {
+    let re = regex::Regex::new("^[0-9a-z]{5}$").unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let v = ev("random('[0-9a-z]{5}')");
+        let s = v.as_str().unwrap();
+        assert!(re.is_match(s), "{s}");
+        seen.insert(s.to_owned());
+    }
+    // Random: twenty draws from 36^5 strings are not all the same.
+    assert!(seen.len() > 1, "{seen:?}");
+    // Kyverno's documented example shape (a UUID-like name) and anchors.
+    let v = ev("random('^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$')");
+    let uuid = regex::Regex::new("^[a-f0-9]{8}(-[a-f0-9]{4}){3}-[a-f0-9]{12}$").unwrap();
+    assert!(uuid.is_match(v.as_str().unwrap()), "{v}");
+    assert!(err("random('')").contains("no pattern provided"));
+    assert!(err("random('[a-')").contains("invalid pattern"));
+    assert!(err("random(`1`)").to_lowercase().contains("type"));
 }
 
 #[test]
@@ -231,8 +272,8 @@ fn wrong_argument_types_are_errors() {
         "to_upper(`1`)",
         "trim_prefix(o, 'a')",
         "split('a')",
-        "truncate('abc', `-1`)",
-        "truncate('abc', `1.5`)",
+        "truncate(`1`, `1`)",
+        "truncate('abc', '1')",
         "label_match(a, o)",
         "base64_encode(n)",
         "parse_json(o)",
@@ -248,4 +289,239 @@ fn wrong_argument_types_are_errors() {
         let _ = err(expr);
     }
     assert!(err("to_upper(`1`)").to_lowercase().contains("type"));
+}
+
+fn x509_data(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/data/x509/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Every number as a float, as after Kyverno's JSON round trip into `interface{}`.
+fn floats(v: Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64().unwrap()),
+        Value::Array(a) => Value::Array(a.into_iter().map(floats).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, floats(v))).collect()),
+        other => other,
+    }
+}
+
+#[test]
+fn x509_decode_matches_kyverno_test_vectors() {
+    use base64::Engine as _;
+    for (pem, expected) in [
+        ("kyverno-svc.pem", "kyverno-svc.expected.json"),
+        ("xx-ca.pem", "xx-ca.expected.json"),
+        ("digicert.csr.pem", "digicert.csr.expected.json"),
+    ] {
+        let pem = x509_data(pem);
+        let want: Value = serde_json::from_str(&x509_data(expected)).unwrap();
+        let got = ev_on("x509_decode(pem)", json!({ "pem": pem }));
+        let (got, want) = (floats(got), floats(want));
+        if got != want {
+            let (g, w) = (got.as_object().unwrap(), want.as_object().unwrap());
+            for k in g.keys().chain(w.keys()) {
+                assert_eq!(g.get(k), w.get(k), "{expected}: field {k}");
+            }
+        }
+        assert_eq!(got, want, "{expected}");
+        // Kyverno's test also decodes the base64 of the PEM text.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pem.as_bytes());
+        let again = ev_on("x509_decode(base64_decode(b))", json!({ "b": b64 }));
+        assert_eq!(floats(again), want, "{expected} (base64)");
+    }
+    // Fields usable in conditions, as Kyverno's documentation shows.
+    let pem = x509_data("kyverno-svc.pem");
+    assert_eq!(
+        ev_on("x509_decode(pem).Subject.CommonName", json!({ "pem": pem })),
+        json!("*.kyverno.svc")
+    );
+    assert_eq!(
+        ev_on("x509_decode(pem).NotAfter", json!({ "pem": pem })),
+        json!("2023-01-11T14:26:43Z")
+    );
+    assert_eq!(
+        ev_on("x509_decode(pem).PublicKey.E", json!({ "pem": pem })),
+        json!(65537.0)
+    );
+}
+
+#[test]
+fn x509_decode_errors() {
+    assert!(err("x509_decode('xyz')").contains("failed to decode PEM block"));
+    assert!(
+        err("x509_decode('-----BEGIN PUBLIC KEY-----\nAAEC\n-----END PUBLIC KEY-----')")
+            .contains("neither contains a CERTIFICATE or CERTIFICATE REQUEST")
+    );
+    // A well-formed ECDSA certificate: Kyverno decodes RSA only.
+    let ec = rcgen::generate_simple_self_signed(vec!["a.example".into()]).unwrap();
+    let e = eval_jmespath("x509_decode(pem)", &json!({"pem": ec.cert.pem()}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("certificate should use rsa algorithm"), "{e}");
+    // Truncated DER.
+    let pem = x509_data("xx-ca.pem");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let cut = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----",
+        &body[..body.len() / 2 / 4 * 4]
+    );
+    let e = eval_jmespath("x509_decode(pem)", &json!({ "pem": cut }))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x509"), "{e}");
+    assert!(err("x509_decode(`1`)").to_lowercase().contains("type"));
+}
+
+#[test]
+fn x509_decode_derives_go_fields_from_extensions() {
+    use base64::Engine as _;
+    let b64 = |hex: &str| {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+    };
+    let decode = |file: &str| ev_on("x509_decode(p)", json!({ "p": x509_data(file) }));
+    let leaf = decode("openssl-leaf.pem");
+    let ca = decode("openssl-ca.pem");
+    let csr = decode("openssl-leaf.csr.pem");
+
+    assert_eq!(leaf["Version"], json!(3.0));
+    assert_eq!(leaf["SerialNumber"], json!(12345678901234567890123.0));
+    assert_eq!(leaf["SignatureAlgorithm"], json!(4.0));
+    assert_eq!(leaf["PublicKeyAlgorithm"], json!(1.0));
+    // The modulus in decimal (from `openssl x509 -modulus`).
+    assert_eq!(
+        leaf["PublicKey"]["N"],
+        "19836659602743437240574099367073464667488134757493094588534246070322746004149295722098861125124214970943802071191880027771673103748520540997932254825975905156278048145380524900045704039682379933881683089652994052258848499029298432710400224827314354078133709773952172175067537756905719450209121307340298087646319265100382919519452670319438187140732782410232583492767460141097945337560149890448843093476072008809491030511154763179159447760256562670208852069640517680667536321910781043935970932578365885947955552177797525281402935091074128510963893769884791832471032012001728860419534328883951479696832946597567989386389"
+    );
+    assert_eq!(leaf["PublicKey"]["E"], json!(65537.0));
+    let subject = &leaf["Subject"];
+    assert_eq!(subject["Country"], json!(["US"]));
+    assert_eq!(subject["Province"], json!(["California"]));
+    assert_eq!(subject["Locality"], json!(["San Francisco"]));
+    assert_eq!(subject["Organization"], json!(["Sigil"]));
+    assert_eq!(
+        subject["OrganizationalUnit"],
+        json!(["Platform", "Security"])
+    );
+    assert_eq!(subject["CommonName"], "app.example.com");
+    assert_eq!(subject["SerialNumber"], "42");
+    assert_eq!(subject["StreetAddress"], Value::Null);
+    assert_eq!(subject["Names"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        subject["Names"][7],
+        json!({"Type": [2.0, 5.0, 4.0, 5.0], "Value": "42"})
+    );
+    assert_eq!(leaf["Issuer"]["CommonName"], "Sigil Test CA");
+    assert_eq!(leaf["RawIssuer"], ca["RawSubject"]);
+    assert_eq!(leaf["NotBefore"], "2026-11-25T07:51:32Z");
+    assert_eq!(leaf["NotAfter"], "2027-11-25T07:51:32Z");
+    // digitalSignature | keyEncipherment; serverAuth, clientAuth and an unknown OID.
+    assert_eq!(leaf["KeyUsage"], json!(5.0));
+    assert_eq!(leaf["ExtKeyUsage"], json!([1.0, 2.0]));
+    assert_eq!(leaf["UnknownExtKeyUsage"], json!([[1.0, 2.0, 3.0, 4.0]]));
+    assert_eq!(leaf["BasicConstraintsValid"], true);
+    assert_eq!(leaf["IsCA"], false);
+    assert_eq!(leaf["MaxPathLen"], json!(-1.0));
+    assert_eq!(leaf["MaxPathLenZero"], false);
+    assert_eq!(
+        leaf["SubjectKeyId"],
+        b64("1EC19393FB716630C0D4295B08AC48A68A9FAE3D")
+    );
+    assert_eq!(leaf["AuthorityKeyId"], ca["SubjectKeyId"]);
+    assert_eq!(
+        leaf["DNSNames"],
+        json!(["app.example.com", "www.example.com"])
+    );
+    assert_eq!(leaf["IPAddresses"], json!(["10.1.2.3", "2001:db8::1"]));
+    assert_eq!(leaf["EmailAddresses"], json!(["ops@example.com"]));
+    let uri = &leaf["URIs"][0];
+    assert_eq!(
+        (&uri["Scheme"], &uri["Host"], &uri["Path"], &uri["User"]),
+        (
+            &json!("spiffe"),
+            &json!("example.com"),
+            &json!("/ns/default/sa/app"),
+            &Value::Null
+        )
+    );
+    assert_eq!(leaf["OCSPServer"], json!(["http://ocsp.example.com"]));
+    assert_eq!(
+        leaf["IssuingCertificateURL"],
+        json!(["http://ca.example.com/ca.crt"])
+    );
+    assert_eq!(
+        leaf["CRLDistributionPoints"],
+        json!(["http://crl.example.com/ca.crl"])
+    );
+    assert_eq!(
+        leaf["PolicyIdentifiers"],
+        floats(json!([[2, 23, 140, 1, 2, 1], [1, 3, 6, 1, 4, 1, 99999, 1]]))
+    );
+    assert_eq!(
+        leaf["Policies"],
+        json!(["2.23.140.1.2.1", "1.3.6.1.4.1.99999.1"])
+    );
+    // The unknown critical extension is reported, the handled ones are not.
+    assert_eq!(
+        leaf["UnhandledCriticalExtensions"],
+        json!([[1.0, 2.0, 3.0, 5.0]])
+    );
+    assert_eq!(leaf["Extensions"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        leaf["Extensions"][1],
+        json!({"Id": [2.0, 5.0, 29.0, 15.0], "Critical": true, "Value": "AwIFoA=="})
+    );
+    assert_eq!(leaf["PermittedDNSDomainsCritical"], false);
+    assert_eq!(leaf["PermittedDNSDomains"], Value::Null);
+
+    // The CA: path length 0 and name constraints.
+    assert_eq!(ca["SerialNumber"], json!(4328719365.0));
+    assert_eq!(ca["IsCA"], true);
+    assert_eq!(ca["MaxPathLen"], json!(0.0));
+    assert_eq!(ca["MaxPathLenZero"], true);
+    assert_eq!(ca["KeyUsage"], json!(96.0));
+    assert_eq!(ca["PermittedDNSDomainsCritical"], true);
+    assert_eq!(ca["PermittedDNSDomains"], json!([".example.com"]));
+    assert_eq!(ca["ExcludedDNSDomains"], json!(["bad.example.com"]));
+    assert_eq!(
+        ca["PermittedIPRanges"],
+        json!([{"IP": "10.0.0.0", "Mask": "/wAAAA=="}])
+    );
+    assert_eq!(ca["ExcludedIPRanges"], Value::Null);
+    assert_eq!(ca["PermittedEmailAddresses"], json!(["example.com"]));
+    assert_eq!(ca["PermittedURIDomains"], json!([".example.com"]));
+    assert_eq!(ca["UnhandledCriticalExtensions"], Value::Null);
+    assert_eq!(ca["Raw"], {
+        let pem = x509_data("openssl-ca.pem");
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        json!(body)
+    });
+
+    // The request: same key, SANs from its extensionRequest attribute.
+    assert_eq!(csr["Version"], json!(0.0));
+    assert_eq!(
+        csr["RawSubjectPublicKeyInfo"],
+        leaf["RawSubjectPublicKeyInfo"]
+    );
+    assert_eq!(csr["RawSubject"], leaf["RawSubject"]);
+    assert_eq!(csr["Subject"], leaf["Subject"]);
+    assert_eq!(csr["DNSNames"], json!(["app.example.com"]));
+    assert_eq!(csr["IPAddresses"], json!(["10.1.2.3"]));
+    let ext = &csr["Extensions"][0];
+    assert_eq!(ext["Id"], floats(json!([2, 5, 29, 17])));
+    assert_eq!(
+        csr["Attributes"],
+        json!([{
+            "Type": floats(json!([1, 2, 840, 113549, 1, 9, 14])),
+            "Value": [[{"Type": ext["Id"], "Value": ext["Value"]}]],
+        }])
+    );
+    assert!(csr.get("IsCA").is_none());
 }

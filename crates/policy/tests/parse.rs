@@ -52,9 +52,13 @@ fn vector_details() {
     let vi = &set.policies[0].rules[0].verify_images[0];
     assert_eq!(vi.type_, VerificationType::Notary);
     assert!(
-        vi.ensure_supported().is_err(),
-        "Notary must be an evaluation error, never a pass"
+        vi.ensure_supported().is_ok(),
+        "Notary is implemented (by sigil-engine through sigil-notary)"
     );
+    assert!(matches!(
+        vi.attestors[0].entries[0].kind,
+        AttestorKind::Certificates(_)
+    ));
 
     let set = parse_policies(&data("chainsaw-keyed-basic.yaml")).unwrap();
     let vi = &set.policies[0].rules[0].verify_images[0];
@@ -318,6 +322,141 @@ spec:
     assert_eq!(
         e.path(),
         Some("spec.rules[0].verifyImages[0].attestations[0].conditions[0].all[0].extra"),
+        "{e}"
+    );
+}
+
+fn deprecated_policy(fields: &str) -> String {
+    format!(
+        "apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: p
+spec:
+  rules:
+  - name: r
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    verifyImages:
+{fields}"
+    )
+}
+
+#[test]
+fn deprecated_fields_become_an_attestor_set() {
+    // `image` + `key` (Kyverno's Convert): one set with one keys entry.
+    let key = k1().replace("              ", "        ");
+    let yaml = deprecated_policy(&format!(
+        "    - image: \"ghcr.io/kyverno/*\"\n      mutateDigest: false\n      annotations:\n        env: prod\n      key: |\n{key}"
+    ));
+    let set = parse_policies(&yaml).unwrap();
+    let vi = &set.policies[0].rules[0].verify_images[0];
+    assert_eq!(
+        vi.match_image("ghcr.io/kyverno/x:1").unwrap(),
+        sigil_policy::ImageMatch::Verify
+    );
+    assert_eq!(vi.attestors.len(), 1);
+    let entry = &vi.attestors[0].entries[0];
+    assert!(matches!(
+        &entry.kind,
+        AttestorKind::Keys(k) if matches!(k.key, PublicKeySource::Pem { .. })
+    ));
+    assert_eq!(
+        entry.annotations.get("env").map(String::as_str),
+        Some("prod")
+    );
+
+    // `issuer` + `subject` + `roots`-less keyless needs a Rekor URL, as Kyverno validates the
+    // converted attestor.
+    let yaml = deprecated_policy(
+        "    - imageReferences: [\"*\"]\n      mutateDigest: false\n      issuer: https://token.actions.githubusercontent.com\n      subject: https://github.com/org/*\n",
+    );
+    let e = parse_policies(&yaml).unwrap_err().to_string();
+    assert!(
+        e.contains("verifyImages[0].issuer")
+            && e.contains("Either Rekor URL or roots are required"),
+        "{e}"
+    );
+    let yaml = deprecated_policy(
+        "    - imageReferences: [\"*\"]\n      mutateDigest: false\n      issuer: https://token.actions.githubusercontent.com\n      subject: https://github.com/org/*\n      roots: |\n        -----BEGIN CERTIFICATE-----\n        MIIB\n        -----END CERTIFICATE-----\n      additionalExtensions:\n        githubWorkflowRepository: org/app\n",
+    );
+    let set = parse_policies(&yaml).unwrap();
+    let vi = &set.policies[0].rules[0].verify_images[0];
+    let AttestorKind::Keyless(k) = &vi.attestors[0].entries[0].kind else {
+        panic!("{:?}", vi.attestors)
+    };
+    assert_eq!(k.issuer.len(), 1);
+    assert_eq!(k.subject.len(), 1);
+    assert!(k.roots.as_deref().unwrap().contains("BEGIN CERTIFICATE"));
+    // Kyverno drops deprecated additionalExtensions; sigil keeps the constraint.
+    assert_eq!(
+        k.additional_extensions
+            .get("githubWorkflowRepository")
+            .map(String::as_str),
+        Some("org/app")
+    );
+
+    // With attestations, the set goes to every attestation (replacing "no attestor").
+    let yaml = deprecated_policy(&format!(
+        "    - imageReferences: [\"*\"]\n      mutateDigest: false\n      attestations:\n      - type: https://slsa.dev/provenance/v0.2\n      - type: https://cyclonedx.org/bom\n      key: |\n{key}"
+    ));
+    let set = parse_policies(&yaml).unwrap();
+    let vi = &set.policies[0].rules[0].verify_images[0];
+    assert!(vi.attestors.is_empty());
+    for a in &vi.attestations {
+        assert_eq!(a.attestors.len(), 1, "{a:?}");
+        assert!(matches!(
+            a.attestors[0].entries[0].kind,
+            AttestorKind::Keys(_)
+        ));
+    }
+}
+
+#[test]
+fn deprecated_fields_never_drop_a_constraint() {
+    let key = k1().replace("              ", "        ");
+    for (fields, needle) in [
+        (
+            "      subject: https://github.com/org/*\n".to_owned(),
+            "verifyImages[0].subject",
+        ),
+        (
+            "      annotations: {env: prod}\n".to_owned(),
+            "verifyImages[0].annotations",
+        ),
+        ("      roots: x\n".to_owned(), "verifyImages[0].roots"),
+        (
+            format!("      issuer: https://x\n      key: |\n{key}"),
+            "verifyImages[0].issuer",
+        ),
+        (
+            format!("      subject: a\n      key: |\n{key}"),
+            "verifyImages[0].subject",
+        ),
+        (
+            "      annotations: [1]\n      key: x\n".to_owned(),
+            "verifyImages[0].annotations",
+        ),
+        (
+            "      key: not-a-pem\n".to_owned(),
+            "verifyImages[0].key.entries[0].keys.publicKeys",
+        ),
+    ] {
+        let yaml = deprecated_policy(&format!(
+            "    - imageReferences: [\"*\"]\n      mutateDigest: false\n{fields}"
+        ));
+        let e = parse_policies(&yaml).unwrap_err();
+        assert!(e.to_string().contains(needle), "{fields}: {e}");
+    }
+    // Notary takes neither.
+    let yaml = deprecated_policy(&format!(
+        "    - imageReferences: [\"*\"]\n      type: Notary\n      mutateDigest: false\n      key: |\n{key}"
+    ));
+    let e = parse_policies(&yaml).unwrap_err().to_string();
+    assert!(
+        e.contains("Keys field is not allowed for type notary"),
         "{e}"
     );
 }

@@ -118,8 +118,16 @@ pub struct EngineOptions {
 /// `sigil policy apply`
 #[derive(Debug, Args)]
 pub struct PolicyApplyArgs {
-    /// Policy files or directories (repeatable; `-p` may also be omitted for the first).
-    #[arg(short = 'p', long = "policy", value_name = "PATH", required = true)]
+    /// Policy files or directories (as `kyverno apply POLICY... -r RESOURCE...`).
+    #[arg(value_name = "POLICY")]
+    pub policy_paths: Vec<PathBuf>,
+    /// Policy files or directories (repeatable; added to the positional ones).
+    #[arg(
+        short = 'p',
+        long = "policy",
+        value_name = "PATH",
+        required_unless_present = "policy_paths"
+    )]
     pub policies: Vec<PathBuf>,
     /// Resource files (multi-document YAML/JSON) or directories (repeatable).
     #[arg(short = 'r', long = "resource", value_name = "PATH", required = true)]
@@ -133,6 +141,10 @@ pub struct PolicyApplyArgs {
     /// Namespace for namespaced resources that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
+    /// Report failures of `Audit` rules as warnings (not failures) and do not exit 1 for them
+    /// (as `kyverno apply --audit-warn`).
+    #[arg(long)]
+    pub audit_warn: bool,
     /// Engine options.
     #[command(flatten)]
     pub engine: EngineOptions,
@@ -193,6 +205,13 @@ pub struct WebhookOptions {
     /// What an unreachable registry means.
     #[arg(long, value_enum, default_value_t = RegistryFailureArg::Policy)]
     pub registry_failure: RegistryFailureArg,
+    /// Time kept free before the review timeout (`--timeout`, the webhook configuration's
+    /// `timeoutSeconds`) for the answer to reach the API server, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub deadline_margin_ms: u64,
+    /// Largest AdmissionReview body accepted, in bytes (larger: HTTP 400).
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    pub max_request_bytes: usize,
 }
 
 /// `sigil webhook serve`
@@ -234,6 +253,10 @@ pub struct ServeAllArgs {
     /// Policy files or directories (default: `<home>/policies`).
     #[arg(long = "policies", value_name = "PATH")]
     pub policies: Vec<PathBuf>,
+    /// Extra DNS name or IP address for the generated webhook serving certificate (repeatable;
+    /// localhost, 127.0.0.1, ::1 and the webhook address are always included).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    pub tls_sans: Vec<String>,
     /// Webhook settings.
     #[command(flatten)]
     pub webhook: WebhookOptions,
@@ -597,6 +620,9 @@ pub struct GenerateKeyPairArgs {
 }
 
 /// `sigil sign --key KEY REF`
+///
+/// The signature goes to the image's repository, or to `$COSIGN_REPOSITORY` (`registry/repo`) when
+/// set — for the legacy `.sig` tag and for `--bundle` referrers alike (as cosign v3).
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// The image to sign (a tag is resolved to its digest first).
@@ -604,16 +630,20 @@ pub struct SignArgs {
     /// Private key: a cosign/sigstore encrypted key ($COSIGN_PASSWORD) or a PEM private key.
     #[arg(long)]
     pub key: PathBuf,
-    /// Annotations for the signed payload's `optional` section, `key=value` (repeatable).
+    /// Annotations, `key=value` (repeatable): the signed payload's `optional` section (legacy), or the
+    /// in-toto statement subject's `annotations` with `--bundle` (cosign v3).
     #[arg(long = "annotations", short = 'a', value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     /// Store a Sigstore bundle v0.3 as an OCI referrer (cosign v3) instead of the legacy `.sig` tag.
     #[arg(long)]
     pub bundle: bool,
-    /// Signing certificate (PEM) for the key, embedded as `dev.sigstore.cosign/certificate` (legacy).
+    /// Signing certificate (PEM) for the key: embedded as `dev.sigstore.cosign/certificate` (legacy),
+    /// or as the bundle's `certificate` verification material with `--bundle`.
     #[arg(long)]
     pub certificate: Option<PathBuf>,
-    /// Chain (PEM, issuer first) for --certificate, embedded as `dev.sigstore.cosign/chain`.
+    /// Chain (PEM, issuer first) for --certificate: embedded as `dev.sigstore.cosign/chain` (legacy);
+    /// with `--bundle` it is checked against the certificate but not stored (a v0.3 bundle carries
+    /// only the leaf; give the chain to `verify --certificate-chain`).
     #[arg(long, requires = "certificate")]
     pub certificate_chain: Option<PathBuf>,
     /// Print the number of registry requests made (stderr).
@@ -656,7 +686,11 @@ pub struct TrustOptions {
     /// Public key (PEM) the signature must verify with.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Signing certificate (PEM) to verify with.
+    /// Signing certificate (PEM) to verify with: signatures must carry exactly this certificate (or
+    /// none). With --certificate-chain the certificate is checked against that chain; else, with
+    /// --trusted-root, it must chain to one of the trusted root's Fulcio CAs (checked at its notBefore,
+    /// with an embedded SCT unless --insecure-ignore-sct), as cosign does; with neither, it is only
+    /// pinned (and must be valid at the signing time, or now without a transparency-log time).
     #[arg(long)]
     pub certificate: Option<PathBuf>,
     /// Chain (PEM, leaf's issuer first, root last) for --certificate.
@@ -690,10 +724,12 @@ pub struct VerifyArgs {
     /// Trust options.
     #[command(flatten)]
     pub trust: TrustOptions,
-    /// Required annotations in the signed payload, `key=value` (repeatable).
+    /// Required annotations, `key=value` (repeatable): in the signed payload's `optional` section
+    /// (legacy `.sig`), or the in-toto statement subject's `annotations` (bundles, cosign v3).
     #[arg(long = "annotations", short = 'a', value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
-    /// Look for signatures in this repository (like $COSIGN_REPOSITORY).
+    /// Look for signatures in this repository (like $COSIGN_REPOSITORY): the legacy `.sig` tag and
+    /// the bundle referrers of the image digest.
     #[arg(long, env = "COSIGN_REPOSITORY")]
     pub signature_repository: Option<String>,
     /// Print the number of registry requests made (stderr).

@@ -179,3 +179,106 @@ fn verify_blob_attestation_kubewarden_prod() {
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(stderr(&bad).lines().count(), 1, "{}", stderr(&bad));
 }
+
+/// The base64 DER body of a PEM file.
+fn pem_body(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+/// An RSA bundle (PKCS#1 v1.5 message signature by an RSA-2048 leaf whose chain mixes PKCS#1 v1.5 and
+/// RSA-PSS): pinned certificate, leaf key, `--certificate-chain`, and `--certificate` against the
+/// trusted root's Fulcio CAs (no chain); wrong chain, wrong root, missing SCT and another blob fail.
+#[test]
+fn verify_blob_rsa_certificate_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let (blob, bundle) = (data("rsa/blob.txt"), data("rsa/blob.bundle.json"));
+    let (leaf, inter, root) = (
+        data("rsa/leaf.pem"),
+        data("rsa/inter.pem"),
+        data("rsa/root.pem"),
+    );
+    std::fs::write(
+        d("chain.pem"),
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&inter).unwrap(),
+            std::fs::read_to_string(&root).unwrap()
+        ),
+    )
+    .unwrap();
+    let trusted = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [], "ctlogs": [], "timestampAuthorities": [],
+        "certificateAuthorities": [{
+            "subject": {"organization": "sigil test"},
+            "uri": "http://127.0.0.1:1",
+            "certChain": {"certificates": [{"rawBytes": pem_body(&inter)}, {"rawBytes": pem_body(&root)}]},
+            "validFor": {"start": "2026-01-01T00:00:00Z"},
+        }],
+    });
+    std::fs::write(d("rsa-root.json"), serde_json::to_vec(&trusted).unwrap()).unwrap();
+    std::fs::write(d("other.txt"), b"another blob\n").unwrap();
+    let run = |artifact: &str, extra: &[&str]| {
+        let mut a = vec!["verify-blob", artifact, "--bundle", bundle.as_str()];
+        a.extend_from_slice(extra);
+        sigil(&a)
+    };
+    let leaf_pub = data("rsa/leaf.pub");
+    let (chain, rsa_root) = (d("chain.pem"), d("rsa-root.json"));
+    for extra in [
+        vec!["--certificate", leaf.as_str()],
+        vec!["--key", leaf_pub.as_str()],
+        vec![
+            "--certificate",
+            leaf.as_str(),
+            "--certificate-chain",
+            &chain,
+        ],
+        vec![
+            "--certificate",
+            leaf.as_str(),
+            "--trusted-root",
+            &rsa_root,
+            "--insecure-ignore-sct",
+        ],
+    ] {
+        let o = run(&blob, &extra);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("Verified OK"), "{extra:?}");
+    }
+    let mock = data("mock-trusted_root.json");
+    for (extra, needle) in [
+        (
+            vec!["--certificate", leaf.as_str(), "--certificate-chain", &root],
+            "--certificate-chain",
+        ),
+        (
+            vec![
+                "--certificate",
+                leaf.as_str(),
+                "--trusted-root",
+                &mock,
+                "--insecure-ignore-sct",
+            ],
+            "not issued by a certificate authority",
+        ),
+        (
+            vec!["--certificate", leaf.as_str(), "--trusted-root", &rsa_root],
+            "SCT",
+        ),
+        (vec!["--certificate", root.as_str()], "differs"),
+    ] {
+        let o = run(&blob, &extra);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+    }
+    let o = run(&d("other.txt"), &["--certificate", leaf.as_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = run(&d("other.txt"), &["--key", leaf_pub.as_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}

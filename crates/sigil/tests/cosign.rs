@@ -2,7 +2,9 @@
 //! serve` and docker-registry 2.8.2: round trip, wrong key, replayed signature, appending without
 //! duplicates, required annotations, attestations with a type filter, request counts; Sigstore bundle
 //! referrers (`sign --bundle`/`attest --bundle`, cosign v3 storage) and `--certificate [--certificate-chain]`
-//! verification of legacy signatures made with a certificate's key.
+//! verification of legacy signatures made with a certificate's key; cosign gaps: RSA key bundles and
+//! RSA certificate chains, `-a` in bundles, `sign --bundle --certificate`, `--certificate` checked
+//! against a trusted root's Fulcio CAs, and bundles in a signature repository (`COSIGN_REPOSITORY`).
 
 use std::path::Path;
 use std::process::Output;
@@ -803,4 +805,576 @@ async fn keyless_vectors_sigil_registry() {
         &kw("v1.33.0"),
         "identity mismatch",
     );
+}
+
+/// Runs sigil in `dir` with `COSIGN_PASSWORD=password` and extra environment variables.
+fn run_env(dir: &Path, password: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = sigil_command(args);
+    cmd.current_dir(dir).env("COSIGN_PASSWORD", password);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_command(cmd)
+}
+
+/// The bundle JSON of a bundle referrer.
+async fn referrer_bundle(http: &Http, repo: &str, referrer: &str) -> (Value, Value) {
+    let (st, _, body) = http.get_manifest(repo, referrer).await;
+    assert!(st.is_success(), "{repo}@{referrer}: {st}");
+    let m: Value = serde_json::from_slice(&body).unwrap();
+    let (st, blob) = http
+        .get_blob(repo, m["layers"][0]["digest"].as_str().unwrap())
+        .await;
+    assert!(st.is_success());
+    (m, serde_json::from_slice(&blob).unwrap())
+}
+
+/// Pushes `bundle` as a bundle referrer (a copy of the manifest `template` as cosign writes it, with
+/// its subject) to `repo`; returns its descriptor for a fallback tag index.
+async fn push_referrer(http: &Http, repo: &str, template: &Value, bundle: &Value) -> Value {
+    let bytes = serde_json::to_vec(bundle).unwrap();
+    let bd = http.push_blob(repo, &bytes).await;
+    http.push_blob(repo, b"{}").await;
+    let mut m = template.clone();
+    m["layers"][0]["digest"] = Value::String(bd);
+    m["layers"][0]["size"] = Value::from(bytes.len());
+    let body = serde_json::to_vec(&m).unwrap();
+    let digest = http
+        .push_manifest(
+            repo,
+            &digest_of(&body),
+            "application/vnd.oci.image.manifest.v1+json",
+            &body,
+        )
+        .await;
+    serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest,
+        "size": body.len(),
+        "artifactType": m["artifactType"],
+    })
+}
+
+/// Writes the referrers fallback tag index `sha256-<hex>` of `subject` (registries without the
+/// referrers API, e.g. docker-registry 2.8).
+async fn push_fallback_index(http: &Http, repo: &str, subject: &str, manifests: Vec<Value>) {
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    http.push_manifest(
+        repo,
+        &subject.replace(':', "-"),
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&index).unwrap(),
+    )
+    .await;
+}
+
+/// The RSA test PKI of sigil-sigstore (`crates/sigstore/tests/data/rsa`): root (PKCS#1 v1.5), RSA-PSS
+/// intermediate, RSA-2048 leaf with its key.
+fn rsa_file(name: &str) -> String {
+    vector("sigstore", &format!("rsa/{name}"))
+        .display()
+        .to_string()
+}
+
+/// A trusted_root.json whose Fulcio CA is the RSA test intermediate + root.
+fn rsa_trusted_root() -> Value {
+    use base64::Engine as _;
+    let b64 = |n: &str| {
+        let pem = std::fs::read_to_string(rsa_file(n)).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD.encode(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+        )
+    };
+    serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [],
+        "certificateAuthorities": [{
+            "subject": {"organization": "sigil test", "commonName": "RSA-PSS intermediate"},
+            "uri": "http://127.0.0.1:1",
+            "certChain": {"certificates": [{"rawBytes": b64("inter.pem")}, {"rawBytes": b64("root.pem")}]},
+            "validFor": {"start": "2026-01-01T00:00:00Z"},
+        }],
+        "ctlogs": [],
+        "timestampAuthorities": [],
+    })
+}
+
+/// Cosign gaps: RSA key bundles (cosign's encrypted RSA key vector) and tampering; `-a` annotations in
+/// bundles (statement subject annotations, `verify -a`); `sign --bundle --certificate
+/// [--certificate-chain]` with an RSA certificate chain (PKCS#1 v1.5 + PSS), verified pinned, with the
+/// chain, and against a trusted root's Fulcio CAs (`--certificate` + `--trusted-root`, no chain);
+/// bundles in a signature repository (`COSIGN_REPOSITORY` / `--signature-repository`).
+async fn cosign_gaps_scenario(addr: &str, http: &Http) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    expect_success("generate-key-pair", &run(d, &["generate-key-pair"]));
+    let rsa_key = vector("cosign", "rsa_encrypted_private.key")
+        .display()
+        .to_string();
+    let rsa_pub = vector("cosign", "rsa_encrypted_private.derived.pub")
+        .display()
+        .to_string();
+    let bt = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+    // 1. RSA key bundle: cosign's encrypted RSA key (password 123) signs, its public key verifies.
+    let img = push_small_image(http, "gaps/rsa", "v1", 41).await;
+    let by_digest = format!("{addr}/gaps/rsa@{}", img.digest());
+    let s = expect_success(
+        "sign --bundle rsa",
+        &run_env(
+            d,
+            "123",
+            &[],
+            &["sign", "--bundle", "--key", &rsa_key, &by_digest],
+        ),
+    );
+    let referrer = String::from_utf8(s).unwrap().trim().to_owned();
+    let (template, bundle) = referrer_bundle(http, "gaps/rsa", &referrer).await;
+    assert_eq!(bundle["mediaType"], bt);
+    assert!(bundle["verificationMaterial"]["publicKey"]["hint"].is_string());
+    let out = expect_success(
+        "verify rsa bundle",
+        &run(d, &["verify", "--key", &rsa_pub, &by_digest]),
+    );
+    let arr: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(arr.as_array().unwrap().len(), 1);
+    assert_eq!(
+        arr[0]["subject"][0]["digest"]["sha256"],
+        img.digest().trim_start_matches("sha256:")
+    );
+    expect_failure(
+        "verify rsa bundle with another key",
+        &run(d, &["verify", "--key", "cosign.pub", &by_digest]),
+        "signature invalid",
+    );
+    // The same bundle with its DSSE signature altered, as the only referrer of another image.
+    let img2 = push_small_image(http, "gaps/rsa", "v2", 42).await;
+    let by_digest2 = format!("{addr}/gaps/rsa@{}", img2.digest());
+    {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        // A statement about img2 under the original signature.
+        let mut forged = bundle.clone();
+        let stmt = b64
+            .decode(forged["dsseEnvelope"]["payload"].as_str().unwrap())
+            .unwrap();
+        let stmt = String::from_utf8(stmt).unwrap().replace(
+            img.digest().trim_start_matches("sha256:"),
+            img2.digest().trim_start_matches("sha256:"),
+        );
+        forged["dsseEnvelope"]["payload"] = Value::String(b64.encode(stmt));
+        let mut t = template.clone();
+        t["subject"]["digest"] = Value::String(img2.digest().to_owned());
+        let first = push_referrer(http, "gaps/rsa", &t, &forged).await;
+        // A flipped signature bit.
+        let mut sig = b64
+            .decode(
+                bundle["dsseEnvelope"]["signatures"][0]["sig"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        sig[100] ^= 1;
+        let mut flipped = forged.clone();
+        flipped["dsseEnvelope"]["signatures"][0]["sig"] = Value::String(b64.encode(&sig));
+        let second = push_referrer(http, "gaps/rsa", &t, &flipped).await;
+        push_fallback_index(http, "gaps/rsa", img2.digest(), vec![first, second]).await;
+    }
+    let o = run(d, &["verify", "--key", &rsa_pub, &by_digest2]);
+    expect_failure("verify tampered rsa bundles", &o, "signature invalid");
+    assert!(
+        stderr(&o).contains("signatures #2"),
+        "both tampered bundles are reported:\n{}",
+        stderr(&o)
+    );
+
+    // 2. -a annotations in bundles: recorded as the statement subject's annotations.
+    let img = push_small_image(http, "gaps/annotated", "v1", 43).await;
+    let tagged = format!("{addr}/gaps/annotated:v1");
+    let by_digest = format!("{addr}/gaps/annotated@{}", img.digest());
+    let s = expect_success(
+        "sign --bundle -a",
+        &run(
+            d,
+            &[
+                "sign",
+                "--bundle",
+                "--key",
+                "cosign.key",
+                "-a",
+                "env=prod",
+                "-a",
+                "team=sec",
+                &tagged,
+            ],
+        ),
+    );
+    let referrer = String::from_utf8(s).unwrap().trim().to_owned();
+    let (_, bundle) = referrer_bundle(http, "gaps/annotated", &referrer).await;
+    let statement: Value = {
+        use base64::Engine as _;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        statement["subject"][0]["annotations"],
+        serde_json::json!({"env": "prod", "team": "sec"})
+    );
+    assert_eq!(statement["predicate"], serde_json::json!({}));
+    for (what, target, args) in [
+        ("verify -a (digest)", &by_digest, vec!["-a", "env=prod"]),
+        (
+            "verify -a -a (tag)",
+            &tagged,
+            vec!["-a", "env=prod", "-a", "team=sec"],
+        ),
+        ("verify without -a", &by_digest, vec![]),
+    ] {
+        let mut a = vec!["verify", "--key", "cosign.pub"];
+        a.extend(args);
+        a.push(target);
+        let out = expect_success(what, &run(d, &a));
+        let arr: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(arr[0]["subject"][0]["annotations"]["env"], "prod", "{what}");
+    }
+    expect_failure(
+        "verify -a wrong value",
+        &run(
+            d,
+            &["verify", "--key", "cosign.pub", "-a", "env=dev", &by_digest],
+        ),
+        "env",
+    );
+    expect_failure(
+        "verify -a missing key",
+        &run(
+            d,
+            &[
+                "verify",
+                "--key",
+                "cosign.pub",
+                "-a",
+                "owner=me",
+                &by_digest,
+            ],
+        ),
+        "owner",
+    );
+
+    // 3. sign --bundle --certificate with the RSA chain: the bundle carries the certificate.
+    let img = push_small_image(http, "gaps/certified", "v1", 44).await;
+    let by_digest = format!("{addr}/gaps/certified@{}", img.digest());
+    let (leaf_pem, leaf_key) = (rsa_file("leaf.pem"), rsa_file("leaf.key"));
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(rsa_file("inter.pem")).unwrap(),
+        std::fs::read_to_string(rsa_file("root.pem")).unwrap()
+    );
+    std::fs::write(d.join("chain.pem"), chain).unwrap();
+    std::fs::write(
+        d.join("wrong-chain.pem"),
+        std::fs::read_to_string(rsa_file("root.pem")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("rsa-root.json"),
+        serde_json::to_vec(&rsa_trusted_root()).unwrap(),
+    )
+    .unwrap();
+    let mock_root = vector("sigstore", "mock-trusted_root.json")
+        .display()
+        .to_string();
+    let o = run(
+        d,
+        &[
+            "sign",
+            "--bundle",
+            "--key",
+            "cosign.key",
+            "--certificate",
+            &leaf_pem,
+            &by_digest,
+        ],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("not the signing key"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        d,
+        &[
+            "sign",
+            "--bundle",
+            "--key",
+            &leaf_key,
+            "--certificate",
+            &leaf_pem,
+            "--certificate-chain",
+            "wrong-chain.pem",
+            &by_digest,
+        ],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("--certificate-chain"),
+        "{}",
+        stderr(&o)
+    );
+    let s = expect_success(
+        "sign --bundle --certificate",
+        &run(
+            d,
+            &[
+                "sign",
+                "--bundle",
+                "--key",
+                &leaf_key,
+                "--certificate",
+                &leaf_pem,
+                "--certificate-chain",
+                "chain.pem",
+                &by_digest,
+            ],
+        ),
+    );
+    let referrer = String::from_utf8(s).unwrap().trim().to_owned();
+    let (_, bundle) = referrer_bundle(http, "gaps/certified", &referrer).await;
+    let leaf_b64: String = std::fs::read_to_string(&leaf_pem)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert_eq!(
+        bundle["verificationMaterial"]["certificate"]["rawBytes"],
+        leaf_b64.as_str()
+    );
+    assert!(bundle["verificationMaterial"].get("publicKey").is_none());
+    let verify_cert = |extra: &[&str]| {
+        let mut a = vec!["verify", "--certificate", leaf_pem.as_str()];
+        a.extend_from_slice(extra);
+        a.push(&by_digest);
+        run(d, &a)
+    };
+    // Pinned, with the chain, and (4.) against the trusted root's Fulcio CA without a chain.
+    for extra in [
+        vec![],
+        vec!["--certificate-chain", "chain.pem"],
+        vec!["--trusted-root", "rsa-root.json", "--insecure-ignore-sct"],
+    ] {
+        let out = expect_success(
+            &format!("verify --certificate {extra:?}"),
+            &verify_cert(&extra),
+        );
+        let arr: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(arr.as_array().unwrap().len(), 1, "{extra:?}");
+    }
+    let o = verify_cert(&["--trusted-root", &mock_root, "--insecure-ignore-sct"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not issued by a certificate authority"),
+        "{}",
+        stderr(&o)
+    );
+    let o = verify_cert(&["--trusted-root", "rsa-root.json"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("SCT"),
+        "the certificate has no SCT: {}",
+        stderr(&o)
+    );
+    expect_failure(
+        "verify certificate bundle, chain in the wrong order",
+        &verify_cert(&["--certificate-chain", "wrong-chain.pem"]),
+        "chain",
+    );
+    // The key of the certificate verifies the bundle too.
+    expect_success(
+        "verify certificate bundle --key",
+        &run(d, &["verify", "--key", &rsa_file("leaf.pub"), &by_digest]),
+    );
+    // A legacy .sig made with the RSA certificate: --certificate + --trusted-root checks it the same way.
+    let img = push_small_image(http, "gaps/certified", "v2", 46).await;
+    let by_digest = format!("{addr}/gaps/certified@{}", img.digest());
+    expect_success(
+        "sign --certificate (legacy, RSA)",
+        &run(
+            d,
+            &[
+                "sign",
+                "--key",
+                &leaf_key,
+                "--certificate",
+                &leaf_pem,
+                &by_digest,
+            ],
+        ),
+    );
+    let out = expect_success(
+        "verify legacy --certificate --trusted-root",
+        &run(
+            d,
+            &[
+                "verify",
+                "--certificate",
+                &leaf_pem,
+                "--trusted-root",
+                "rsa-root.json",
+                "--insecure-ignore-sct",
+                &by_digest,
+            ],
+        ),
+    );
+    let arr: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        arr[0]["critical"]["image"]["docker-manifest-digest"],
+        img.digest()
+    );
+    let o = run(
+        d,
+        &[
+            "verify",
+            "--certificate",
+            &leaf_pem,
+            "--trusted-root",
+            &mock_root,
+            "--insecure-ignore-sct",
+            &by_digest,
+        ],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("not issued by a certificate authority"),
+        "{}",
+        stderr(&o)
+    );
+
+    // 5. Signature repository: the referrer goes to COSIGN_REPOSITORY and is found only there.
+    let img = push_small_image(http, "gaps/app", "v1", 45).await;
+    let by_digest = format!("{addr}/gaps/app@{}", img.digest());
+    let sig_repo = format!("{addr}/gaps/signatures");
+    let s = expect_success(
+        "sign --bundle COSIGN_REPOSITORY",
+        &run_env(
+            d,
+            PASSWORD,
+            &[("COSIGN_REPOSITORY", &sig_repo)],
+            &["sign", "--bundle", "--key", "cosign.key", &by_digest],
+        ),
+    );
+    let referrer = String::from_utf8(s).unwrap().trim().to_owned();
+    let (m, _) = referrer_bundle(http, "gaps/signatures", &referrer).await;
+    assert_eq!(m["subject"]["digest"], img.digest());
+    let (st, _, _) = http.get_manifest("gaps/app", &referrer).await;
+    assert_eq!(
+        st.as_u16(),
+        404,
+        "the referrer must not be in the image repository"
+    );
+    expect_failure(
+        "verify without the signature repository",
+        &run(d, &["verify", "--key", "cosign.pub", &by_digest]),
+        "no ",
+    );
+    let out = expect_success(
+        "verify --signature-repository",
+        &run(
+            d,
+            &[
+                "verify",
+                "--key",
+                "cosign.pub",
+                "--signature-repository",
+                &sig_repo,
+                &by_digest,
+            ],
+        ),
+    );
+    let arr: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(arr.as_array().unwrap().len(), 1);
+    expect_success(
+        "verify COSIGN_REPOSITORY",
+        &run_env(
+            d,
+            PASSWORD,
+            &[("COSIGN_REPOSITORY", &sig_repo)],
+            &["verify", "--key", "cosign.pub", &by_digest],
+        ),
+    );
+    expect_failure(
+        "verify signature repository, wrong key",
+        &run(
+            d,
+            &[
+                "verify",
+                "--key",
+                &rsa_pub,
+                "--signature-repository",
+                &sig_repo,
+                &by_digest,
+            ],
+        ),
+        "signature invalid",
+    );
+    // Attestation bundles follow COSIGN_REPOSITORY too.
+    std::fs::write(d.join("prov.json"), br#"{"builder":{"id":"gaps"}}"#).unwrap();
+    expect_success(
+        "attest --bundle COSIGN_REPOSITORY",
+        &run_env(
+            d,
+            PASSWORD,
+            &[("COSIGN_REPOSITORY", &sig_repo)],
+            &[
+                "attest",
+                "--bundle",
+                "--key",
+                "cosign.key",
+                "--predicate",
+                "prov.json",
+                "--type",
+                "slsaprovenance1",
+                &by_digest,
+            ],
+        ),
+    );
+    let out = expect_success(
+        "verify-attestation --signature-repository",
+        &run(
+            d,
+            &[
+                "verify-attestation",
+                "--key",
+                "cosign.pub",
+                "--type",
+                "slsaprovenance1",
+                "--signature-repository",
+                &sig_repo,
+                &by_digest,
+            ],
+        ),
+    );
+    let line: Value =
+        serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(line["statement"]["predicate"]["builder"]["id"], "gaps");
+}
+
+#[tokio::test]
+async fn cosign_gaps_sigil_registry() {
+    let reg = SigilRegistry::start_default();
+    cosign_gaps_scenario(&reg.addr(), &reg.http()).await;
+}
+
+#[tokio::test]
+async fn cosign_gaps_docker_registry() {
+    let Some(reg) = DockerRegistry::start(false) else {
+        return;
+    };
+    cosign_gaps_scenario(&reg.addr(), &reg.http()).await;
 }

@@ -6,7 +6,12 @@
 //! - `cosign_oracles`: cosign legacy signatures/key files and keyless bundles against independent
 //!   implementations (scripts/oracles/cosign-legacy.py, sigstore-python with @sigstore/mock);
 //! - `artifacts`: `sigil attach/discover/pull/delete/copy --referrers` against sigil (with and without the
-//!   referrers API) and docker-registry 2.8.2, with oras-py as oracle.
+//!   referrers API) and docker-registry 2.8.2, with oras-py as oracle;
+//! - `policy`: `sigil policy apply|test` with Kyverno policies over images signed by `sigil sign|attest`
+//!   (keys, certificates) and sigstore-python (keyless, @sigstore/mock), and bad input.
+//!
+//! - `notary`: `sigil notary sign/verify/inspect` on the notation e2e layouts (sigil and docker-registry),
+//!   sign/verify round trips, RFC 3161 timestamps from a local TSA, and the policy-engine Notary API.
 //!
 //! `util` holds the harness. Oracle tests skip when a tool is missing unless `SIGIL_REQUIRE_ORACLES=1`
 //! (`scripts/test.sh` sets it and installs the tools first).
@@ -22,4 +27,7 @@ mod cosign;
 mod cosign_oracles;
 mod crash;
 mod gc;
+mod notary;
 mod oracles;
+mod policy;
+mod webhook;

@@ -7,7 +7,7 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::VerifyFailure;
-use crate::crypto::{HashAlg, PublicKey};
+use crate::crypto::{HashAlg, PublicKey, RsaPadding};
 use crate::der_util;
 use crate::trust::TransparencyLog;
 
@@ -65,14 +65,64 @@ pub(crate) fn signed_by(der: &[u8], child: &Certificate, issuer: &Certificate) -
     let Some(sig) = child.signature().as_bytes() else {
         return false;
     };
-    let oid = child.signature_algorithm().oid.to_string();
+    let alg = child.signature_algorithm();
+    let oid = alg.oid.to_string();
     match (HashAlg::from_sig_oid(&oid), &key) {
-        (Some(h), PublicKey::P256(_) | PublicKey::P384(_)) => key.verify(tbs, sig, h),
+        (Some(h), PublicKey::P256(_) | PublicKey::P384(_)) if oid.starts_with(OID_ECDSA_SIG) => {
+            key.verify(tbs, sig, h)
+        }
+        (Some(h), PublicKey::Rsa(_)) if oid.starts_with(OID_PKCS1) => {
+            key.verify_rsa_prehash(&h.digest(tbs), sig, RsaPadding::Pkcs1v15)
+        }
+        (None, PublicKey::Rsa(_)) if oid == OID_RSA_PSS => {
+            let params = alg.parameters.as_ref().and_then(|p| p.to_der().ok());
+            match params.as_deref().and_then(pss_hash) {
+                Some(h) => key.verify_rsa_prehash(&h.digest(tbs), sig, RsaPadding::Pss),
+                None => false,
+            }
+        }
         (None, PublicKey::Ed25519(_)) if oid == "1.3.101.112" => {
             key.verify(tbs, sig, HashAlg::Sha256)
         }
         _ => false,
     }
+}
+
+const OID_ECDSA_SIG: &str = "1.2.840.10045.4.3.";
+const OID_PKCS1: &str = "1.2.840.113549.1.1.";
+const OID_RSA_PSS: &str = "1.2.840.113549.1.1.10";
+const OID_MGF1: &str = "1.2.840.113549.1.1.8";
+
+/// The hash of RSASSA-PSS-params (RFC 4055): `[0] hashAlgorithm` must be SHA-256/384/512 (the SHA-1
+/// default is refused) and the MGF1 hash, when given, the same.
+pub(crate) fn pss_hash(params_der: &[u8]) -> Option<HashAlg> {
+    let seq = der_util::single(params_der).filter(|t| t.tag == 0x30)?;
+    let fields = der_util::children(seq.content)?;
+    let alg_hash = |t: &der_util::Tlv<'_>| -> Option<String> {
+        let alg = der_util::single(t.content).filter(|a| a.tag == 0x30)?;
+        let parts = der_util::children(alg.content)?;
+        parts
+            .first()
+            .filter(|o| o.tag == 0x06)
+            .and_then(|o| der_util::oid_string(o.content))
+    };
+    let hash = HashAlg::from_hash_oid(&alg_hash(fields.iter().find(|f| f.tag == 0xa0)?)?)?;
+    if let Some(mgf) = fields.iter().find(|f| f.tag == 0xa1) {
+        let alg = der_util::single(mgf.content).filter(|a| a.tag == 0x30)?;
+        let parts = der_util::children(alg.content)?;
+        let mgf_oid = parts
+            .first()
+            .and_then(|o| der_util::oid_string(o.content))?;
+        let inner = parts.get(1).filter(|p| p.tag == 0x30)?;
+        let inner_parts = der_util::children(inner.content)?;
+        let mgf_hash = inner_parts
+            .first()
+            .and_then(|o| der_util::oid_string(o.content))?;
+        if mgf_oid != OID_MGF1 || HashAlg::from_hash_oid(&mgf_hash) != Some(hash) {
+            return None;
+        }
+    }
+    Some(hash)
 }
 
 /// Validity window in Unix seconds.

@@ -35,6 +35,9 @@ pub enum SigstoreError {
     /// A public key does not parse or uses an unsupported algorithm.
     #[error("invalid or unsupported public key in {0}")]
     PublicKey(&'static str),
+    /// An RSA public key is malformed or its modulus is outside 2048–4096 bits.
+    #[error("invalid RSA public key in {0} (modulus must be 2048 to 4096 bits)")]
+    RsaKeySize(&'static str),
     /// The bundle content is inconsistent (e.g. both or neither of messageSignature/dsseEnvelope).
     #[error("invalid bundle content: {0}")]
     Content(&'static str),

@@ -250,3 +250,30 @@ pub fn verify_certificate(
     }
     Ok(summary)
 }
+
+/// A DER certificate's validity window `(notBefore, notAfter)` in Unix seconds.
+pub fn certificate_validity(der: &[u8]) -> Result<(i64, i64), SigstoreError> {
+    let parsed = cert::parse(der).map_err(|_| SigstoreError::Certificate("certificate"))?;
+    Ok(cert::validity(&parsed))
+}
+
+/// Checks a given (pinned) signing certificate against the Fulcio CAs of `root`, as cosign does for
+/// `verify --certificate C --trusted-root R` without `--certificate-chain`: code-signing usage, a
+/// path to one of the root's certificate authorities valid at every time in `times`, and an embedded
+/// SCT from one of its CT logs when `require_sct`. No identity is required; the caller has already
+/// matched the certificate against the pinned one.
+pub fn verify_certificate_with_root(
+    leaf: &[u8],
+    root: &TrustedRoot,
+    times: &[i64],
+    require_sct: bool,
+) -> Result<CertificateSummary, VerifyFailure> {
+    let parsed = cert::parse(leaf)
+        .map_err(|_| VerifyFailure::ChainInvalid("unparseable leaf certificate".into()))?;
+    cert::check_critical(&parsed)?;
+    crate::verify::chain_to_fulcio(leaf, &parsed, root, times, require_sct)?;
+    Ok(CertificateSummary {
+        san: cert::san_identities(&parsed),
+        issuer: cert::oidc_issuer(&parsed),
+    })
+}

@@ -6,7 +6,11 @@
 //!   path at that time, SCT, identity/issuer, tlog body consistency, inclusion proof + checkpoint, and the
 //!   signature itself (message signature or DSSE). Failures name the check ([`VerifyFailure`]).
 //! - [`legacy`] exposes the same checks for cosign's legacy `.sig`/`.att` layer annotations (Rekor SET
-//!   bundle, RFC 3161 timestamp, certificate identity / pinned certificate and chain).
+//!   bundle, RFC 3161 timestamp, certificate identity / pinned certificate and chain, a pinned
+//!   certificate against the trusted root's Fulcio CAs).
+//! - Keys and signatures ([`crypto`]): ECDSA P-256/P-384, Ed25519 and RSA 2048–4096 bits (PKCS#1 v1.5
+//!   and RSA-PSS with SHA-256/384/512) — for signing keys, Fulcio/TSA certificate chains, pinned
+//!   certificates, and Rekor/CT log keys.
 
 pub mod bundle;
 mod cert;

@@ -222,6 +222,8 @@ pub fn verify_bundle(
                     key.verify(b, signature, crate::crypto::HashAlg::Sha384)
                 }
                 (PublicKey::P384(_), _) => key.verify_prehash(&want, signature),
+                // cosign signs blobs with RSA keys as PKCS#1 v1.5 (or PSS) over the SHA-256 digest.
+                (PublicKey::Rsa(_), _) => key.verify_prehash(&want, signature),
             };
             if !ok {
                 return Err(VerifyFailure::SignatureInvalid(
@@ -351,6 +353,32 @@ pub(crate) fn check_keyless(
     issuer: &Matcher,
     require_sct: bool,
 ) -> Result<(), VerifyFailure> {
+    chain_to_fulcio(leaf_der, leaf, root, times, require_sct)?;
+    if !summary.san.iter().any(|s| subject.matches(s)) {
+        return Err(VerifyFailure::IdentityMismatch {
+            expected: subject.describe(),
+            found: summary.san.clone(),
+        });
+    }
+    if !issuer.matches(summary.issuer.as_deref().unwrap_or("")) {
+        return Err(VerifyFailure::IssuerMismatch {
+            expected: issuer.describe(),
+            found: summary.issuer.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The certificate part of keyless verification without the identity: code-signing usage, a path to
+/// a Fulcio CA of `root` valid at every time in `times`, and (when `require_sct`) an embedded SCT from
+/// one of the root's CT logs.
+pub(crate) fn chain_to_fulcio(
+    leaf_der: &[u8],
+    leaf: &x509_cert::Certificate,
+    root: &TrustedRoot,
+    times: &[i64],
+    require_sct: bool,
+) -> Result<(), VerifyFailure> {
     if times.is_empty() {
         return Err(VerifyFailure::NoTrustedTime);
     }
@@ -377,35 +405,11 @@ pub(crate) fn check_keyless(
     if require_sct {
         cert::verify_sct(leaf_der, leaf, &issuer_cert, &root.ctlogs)?;
     }
-    if !summary.san.iter().any(|s| subject.matches(s)) {
-        return Err(VerifyFailure::IdentityMismatch {
-            expected: subject.describe(),
-            found: summary.san.clone(),
-        });
-    }
-    if !issuer.matches(summary.issuer.as_deref().unwrap_or("")) {
-        return Err(VerifyFailure::IssuerMismatch {
-            expected: issuer.describe(),
-            found: summary.issuer.clone(),
-        });
-    }
     Ok(())
 }
 
 pub(crate) fn spki_of(key: &PublicKey) -> Vec<u8> {
-    use spki::EncodePublicKey as _;
-    let der = match key {
-        PublicKey::P256(k) => k.to_public_key_der().ok(),
-        PublicKey::P384(k) => k.to_public_key_der().ok(),
-        PublicKey::Ed25519(k) => {
-            let mut d = vec![
-                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-            ];
-            d.extend_from_slice(k.as_bytes());
-            return d;
-        }
-    };
-    der.map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+    key.to_spki_der()
 }
 
 /// The in-toto statement must name `digest` (sha256) among its subjects.

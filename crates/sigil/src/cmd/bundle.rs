@@ -1,5 +1,6 @@
 //! `sigil verify-blob|verify-blob-attestation`: offline Sigstore bundle verification (crate
-//! `sigil-sigstore`). Success prints `Verified OK` on stderr (as cosign) and, for attestations, the statement
+//! `sigil-sigstore`). A given `--certificate` is checked against `--certificate-chain`, or else the
+//! trusted root's Fulcio CAs when `--trusted-root` is given, as cosign does. Success prints `Verified OK` on stderr (as cosign) and, for attestations, the statement
 //! JSON on stdout; failure prints one line naming the failed check and exits 1.
 
 use std::process::ExitCode;
@@ -48,6 +49,8 @@ fn policy(t: &TrustOptions) -> anyhow::Result<(Policy, TrustedRoot)> {
             Some(d) => d,
             None => raw,
         };
+        check_given_certificate(&der, t, &root)
+            .with_context(|| format!("--certificate {}", c.display()))?;
         return Ok((Policy::Certificate(der), root));
     }
     let subject = match (&t.certificate_identity, &t.certificate_identity_regexp) {
@@ -72,6 +75,38 @@ fn policy(t: &TrustOptions) -> anyhow::Result<(Policy, TrustedRoot)> {
         "--trusted-root is required for keyless verification (offline)"
     );
     Ok((Policy::Identity { subject, issuer }, root))
+}
+
+/// The checks cosign makes on a given `--certificate` (at its notBefore, as Fulcio certificates are
+/// short-lived): against `--certificate-chain` (issuer first) when given; else, with `--trusted-root`,
+/// against the root's Fulcio CAs (SCT unless `--insecure-ignore-sct`); else none (pinned only).
+fn check_given_certificate(der: &[u8], t: &TrustOptions, root: &TrustedRoot) -> anyhow::Result<()> {
+    let (not_before, _) = sigil_sigstore::legacy::certificate_validity(der)?;
+    if let Some(p) = &t.certificate_chain {
+        let pem = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let chain = sigil_sigstore::crypto::pem_decode_all(&pem, "CERTIFICATE").unwrap_or_default();
+        anyhow::ensure!(!chain.is_empty(), "{}: no PEM certificate", p.display());
+        sigil_sigstore::legacy::verify_certificate(
+            der,
+            &chain,
+            &Policy::Certificate(der.to_vec()),
+            None,
+            &[not_before],
+            false,
+        )
+        .map_err(|e| anyhow::anyhow!("does not chain to --certificate-chain: {e}"))?;
+    } else if t.trusted_root.is_some() {
+        sigil_sigstore::legacy::verify_certificate_with_root(
+            der,
+            root,
+            &[not_before],
+            !t.insecure_ignore_sct,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("not issued by a certificate authority of the trusted root: {e}")
+        })?;
+    }
+    Ok(())
 }
 
 fn load_bundle(p: &std::path::Path) -> anyhow::Result<Bundle> {

@@ -5,7 +5,11 @@
 //! --trusted-root`). The work is in `sigil-cosign` and `sigil-sigstore`.
 //!
 //! Verification searches both the legacy tag and the image's bundle referrers; it succeeds when at
-//! least one signature passes every check.
+//! least one signature passes every check. `$COSIGN_REPOSITORY` / `--signature-repository` moves both
+//! (signing writes there, verification reads there), as cosign v3 does. `-a k=v` is the payload's
+//! `optional` section for legacy signatures and the statement subject's `annotations` for bundles.
+//! `--certificate` without `--certificate-chain` but with `--trusted-root` must chain to one of the
+//! root's Fulcio CAs (at its notBefore, as cosign); without a trusted root it is only pinned.
 //!
 //! `verify` prints the verified simple-signing payloads as a JSON array on stdout (as cosign does);
 //! `verify-attestation` prints one JSON object per verified attestation (`payloadType`, `payload`,
@@ -105,6 +109,27 @@ fn trust_from(t: &TrustOptions) -> anyhow::Result<Trust> {
         let pem = read_text(path)?;
         let leaf = sigil_sigstore::crypto::pem_decode(&pem, "CERTIFICATE")
             .ok_or_else(|| anyhow!("{}: no PEM certificate", path.display()))?;
+        if t.certificate_chain.is_none()
+            && let Some(root) = &root
+        {
+            // cosign: without --certificate-chain, the certificate must chain to the trusted root's
+            // Fulcio CAs, checked at its notBefore (Fulcio certificates are short-lived); SCT unless
+            // --insecure-ignore-sct.
+            let (not_before, _) = sigil_sigstore::legacy::certificate_validity(&leaf)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            sigil_sigstore::legacy::verify_certificate_with_root(
+                &leaf,
+                root,
+                &[not_before],
+                !t.insecure_ignore_sct,
+            )
+            .map_err(|e| {
+                anyhow!(
+                    "{}: not issued by a certificate authority of the trusted root: {e}",
+                    path.display()
+                )
+            })?;
+        }
         let chain = match &t.certificate_chain {
             Some(p) => {
                 let c = sigil_sigstore::crypto::pem_decode_all(&read_text(p)?, "CERTIFICATE")
@@ -211,29 +236,70 @@ pub async fn generate_key_pair(a: GenerateKeyPairArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// `$COSIGN_REPOSITORY`, when set.
+fn env_signature_repo() -> Option<String> {
+    std::env::var("COSIGN_REPOSITORY").ok()
+}
+
+/// A leaf certificate (DER, when given) and its chain (DER, issuer first).
+type CertificateFiles = (Option<Vec<u8>>, Vec<Vec<u8>>);
+
+/// `--certificate` / `--certificate-chain` PEM files as DER (leaf, chain).
+fn certificate_files(
+    cert: Option<&std::path::Path>,
+    chain: Option<&std::path::Path>,
+) -> anyhow::Result<CertificateFiles> {
+    let leaf = cert
+        .map(|p| {
+            sigil_sigstore::crypto::pem_decode(&read_text(p)?, "CERTIFICATE")
+                .ok_or_else(|| anyhow!("{}: no PEM certificate", p.display()))
+        })
+        .transpose()?;
+    let chain = match chain {
+        Some(p) => {
+            let c = sigil_sigstore::crypto::pem_decode_all(&read_text(p)?, "CERTIFICATE")
+                .unwrap_or_default();
+            if c.is_empty() {
+                bail!("{}: no PEM certificate", p.display());
+            }
+            c
+        }
+        None => Vec::new(),
+    };
+    Ok((leaf, chain))
+}
+
 pub async fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
     let image = registry_ref(&a.reference)?;
     let annotations = parse_annotations(&a.annotations)?;
-    if a.bundle && (!annotations.is_empty() || a.certificate.is_some()) {
-        bail!("sign --bundle does not support -a or --certificate (keyed bundles only)");
-    }
     let cert = a.certificate.as_deref().map(read_text).transpose()?;
     let chain = a.certificate_chain.as_deref().map(read_text).transpose()?;
     let key = PrivateKey::load(&a.key)?;
+    let signature_repo = env_signature_repo();
     let client = client(&a.registry)?;
     if a.bundle {
+        let (certificate, certificate_chain) =
+            certificate_files(a.certificate.as_deref(), a.certificate_chain.as_deref())?;
+        let opts = bundles::BundleSignOptions {
+            annotations,
+            certificate,
+            certificate_chain,
+            signature_repo: signature_repo.clone(),
+        };
         let referrers = Referrers::new(client.clone());
-        let r = bundles::sign_image_bundle(&referrers, &image, &key).await;
+        let r = bundles::sign_image_bundle_with(&referrers, &image, &key, &opts).await;
         print_stats(a.stats, &client);
         let (digest, referrer) = r?;
         eprintln!(
-            "Signed {}@{digest} (bundle referrer)",
-            image.repository_name()
+            "Signed {}@{digest} (bundle referrer{})",
+            image.repository_name(),
+            signature_repo
+                .map(|r| format!(" in {r}"))
+                .unwrap_or_default()
         );
         println!("{referrer}");
         return Ok(ExitCode::SUCCESS);
     }
-    let signature_repo = std::env::var("COSIGN_REPOSITORY").ok();
     let r = sigil_cosign::legacy::sign_image_with(
         &client,
         &image,
@@ -258,9 +324,15 @@ pub async fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
     let client = client(&a.registry)?;
     if a.bundle {
         let referrers = Referrers::new(client.clone());
-        let r =
-            bundles::attest_image_bundle(&referrers, &image, &key, &a.predicate_type, &predicate)
-                .await;
+        let r = bundles::attest_image_bundle_in(
+            &referrers,
+            &image,
+            &key,
+            &a.predicate_type,
+            &predicate,
+            env_signature_repo().as_deref(),
+        )
+        .await;
         print_stats(a.stats, &client);
         let (digest, referrer) = r?;
         eprintln!(
@@ -301,24 +373,40 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     )
     .await;
     let referrers = Referrers::new(client.clone());
-    let found = bundles::verify_image_bundles(
+    // The image digest the -a annotations must be recorded for (resolved only when needed).
+    let digest = match (&image.digest, annotations.is_empty()) {
+        (_, true) => None,
+        (Some(d), false) => Some(d.clone()),
+        (None, false) => Some(sigil_cosign::legacy::resolve_digest(&client, &image).await?),
+    };
+    let found = bundles::verify_image_bundles_in(
         &referrers,
         &image,
         &trust,
         Some(bundles::SIGN_PREDICATE_TYPE),
+        a.signature_repository.as_deref(),
     )
     .await
     .map(|(ok, mut failures)| {
-        // Bundle statements carry no simple-signing annotations: with -a they cannot match.
+        // cosign v3: -a k=v must be among the statement subject's annotations.
         if annotations.is_empty() {
-            (ok, failures)
-        } else {
-            failures.extend(ok.iter().map(|_| SignatureFailure::Annotation {
-                key: annotations.keys().next().cloned().unwrap_or_default(),
-                value: annotations.values().next().cloned().unwrap_or_default(),
-            }));
-            (Vec::new(), failures)
+            return (ok, failures);
         }
+        let Some(d) = &digest else {
+            // Unreachable (resolved above when -a is given); fail closed regardless.
+            failures.extend(ok.iter().map(|_| {
+                SignatureFailure::Payload("image digest unknown for the -a check".into())
+            }));
+            return (Vec::new(), failures);
+        };
+        let mut kept = Vec::new();
+        for b in ok {
+            match bundles::check_subject_annotations(&b.statement, d, &annotations) {
+                Ok(()) => kept.push(b),
+                Err(e) => failures.push(e),
+            }
+        }
+        (kept, failures)
     });
     print_stats(a.stats, &client);
     match merge(legacy, found, "signatures") {
@@ -352,19 +440,25 @@ pub async fn verify_attestation(a: VerifyAttestationArgs) -> anyhow::Result<Exit
         .transpose()
         .map_err(|e| anyhow!(e))?;
     let referrers = Referrers::new(client.clone());
-    let found = bundles::verify_image_bundles(&referrers, &image, &trust, wanted.as_deref())
-        .await
-        .map(|(ok, mut failures)| {
-            // Without --type, image signature bundles are not attestations.
-            let (keep, sigs): (Vec<_>, Vec<_>) = ok.into_iter().partition(|b| {
-                wanted.is_some() || b.predicate_type != bundles::SIGN_PREDICATE_TYPE
-            });
-            failures.extend(sigs.into_iter().map(|b| SignatureFailure::PredicateType {
-                wanted: "an attestation predicate".into(),
-                found: b.predicate_type,
-            }));
-            (keep, failures)
-        });
+    let found = bundles::verify_image_bundles_in(
+        &referrers,
+        &image,
+        &trust,
+        wanted.as_deref(),
+        a.signature_repository.as_deref(),
+    )
+    .await
+    .map(|(ok, mut failures)| {
+        // Without --type, image signature bundles are not attestations.
+        let (keep, sigs): (Vec<_>, Vec<_>) = ok
+            .into_iter()
+            .partition(|b| wanted.is_some() || b.predicate_type != bundles::SIGN_PREDICATE_TYPE);
+        failures.extend(sigs.into_iter().map(|b| SignatureFailure::PredicateType {
+            wanted: "an attestation predicate".into(),
+            found: b.predicate_type,
+        }));
+        (keep, failures)
+    });
     print_stats(a.stats, &client);
     match merge(legacy, found, "attestations") {
         Ok((atts, bundles)) => {

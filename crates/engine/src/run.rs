@@ -1,0 +1,967 @@
+//! The review algorithm behind [`crate::Engine::mutate`] and [`crate::Engine::validate`].
+//!
+//! Mutate: collect every (policy, rule, `verifyImages` entry, image) that applies; group them by image
+//! string so each image is resolved (tag → digest, cached for the tag TTL) once per review; verify all
+//! images in parallel (bounded) under one deadline, each (rule entry, digest) through the decision
+//! cache; then build results, the blocking decision, the deny message, warnings and the JSON patch
+//! (annotation ops first, then digest pins).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use sigil_oci::{Digest, Reference};
+use sigil_policy::image::ImageInfo;
+use sigil_policy::matching::Operation;
+use sigil_policy::model::{FailureAction, FailurePolicy, PolicyKind};
+use sigil_policy::{CompiledRule, ImageMatch, VerifyImage};
+
+use crate::cache::{Decision, DecisionKey, ErrorKind};
+use crate::fetch::{FetchError, Fetcher};
+use crate::review::{
+    ImageResult, LoadedPolicy, Review, ReviewRequest, RuleResult, RuleStatus, TraceStep,
+    VERIFY_IMAGES_ANNOTATION,
+};
+use crate::verify::{VerifyEnv, verify_image};
+use crate::{Engine, RegistryFailure};
+
+/// One rule of one policy that applies to the resource.
+struct RulePlan<'a> {
+    policy: &'a LoadedPolicy,
+    rule: &'a CompiledRule,
+    name: String,
+    /// Per image slot: (verifyImages index, extracted image, pending outcome).
+    slots: Vec<Slot>,
+    /// A rule-level outcome (error, skip) replacing per-image results.
+    rule_outcome: Option<(RuleStatus, String, Option<ErrorKind>)>,
+}
+
+struct Slot {
+    vi: usize,
+    image: String,
+    pointer: String,
+    outcome: SlotOutcome,
+}
+
+enum SlotOutcome {
+    /// Decided without verification.
+    Done {
+        status: RuleStatus,
+        message: String,
+        digest: Option<String>,
+        error: Option<ErrorKind>,
+    },
+    /// Waiting for the verification job of `image`.
+    Pending,
+}
+
+/// The outcome of one slot after verification.
+#[derive(Clone)]
+struct Verified {
+    status: RuleStatus,
+    message: String,
+    digest: Option<Digest>,
+    cached: bool,
+    trace: Vec<TraceStep>,
+    error: Option<ErrorKind>,
+}
+
+/// Autogen rule name as Kyverno computes it (truncated to 63 characters).
+fn rule_name(rule: &CompiledRule, policy: &LoadedPolicy, kind: &str) -> String {
+    let autogen = rule.autogen_eligible && kind != "Pod" && policy.policy.autogen.covers(kind);
+    let name = match (autogen, kind) {
+        (false, _) => return rule.name.clone(),
+        (true, "CronJob") => format!("autogen-cronjob-{}", rule.name),
+        (true, _) => format!("autogen-{}", rule.name),
+    };
+    name.chars().take(63).collect()
+}
+
+fn policy_display(p: &LoadedPolicy) -> String {
+    match (&p.policy.kind, &p.policy.namespace) {
+        (PolicyKind::Policy, Some(ns)) => format!("{ns}/{}", p.policy.name),
+        _ => p.policy.name.clone(),
+    }
+}
+
+fn has_verification(vi: &VerifyImage) -> bool {
+    !vi.attestors.is_empty() || !vi.attestations.is_empty()
+}
+
+/// The rules that apply, with their images matched to `verifyImages` entries.
+fn plan<'a>(policies: &'a [LoadedPolicy], request: &ReviewRequest) -> Vec<RulePlan<'a>> {
+    let kind = request
+        .resource
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut plans = Vec::new();
+    for policy in policies {
+        let p = &policy.policy;
+        if !p.admission {
+            continue;
+        }
+        if p.kind == PolicyKind::Policy
+            && p.namespace.as_deref().unwrap_or("default") != request.namespace
+        {
+            continue;
+        }
+        for rule in &p.rules {
+            if !rule.applies_to(p, &request.resource, &request.namespace, request.operation) {
+                continue;
+            }
+            let mut plan = RulePlan {
+                policy,
+                rule,
+                name: rule_name(rule, policy, kind),
+                slots: Vec::new(),
+                rule_outcome: None,
+            };
+            if !rule.context.is_empty() {
+                plan.rule_outcome = Some((
+                    RuleStatus::Error,
+                    format!(
+                        "{}.context: rule context entries are not supported yet",
+                        rule.path
+                    ),
+                    Some(ErrorKind::Other),
+                ));
+                plans.push(plan);
+                continue;
+            }
+            if let Some(pre) = &rule.preconditions {
+                let data = json!({"request": {
+                    "object": request.resource,
+                    "oldObject": request.old_resource,
+                    "namespace": request.namespace,
+                    "operation": operation_name(request.operation),
+                }});
+                match pre.evaluate(&data) {
+                    Ok(o) if o.passed => {}
+                    Ok(o) => {
+                        plan.rule_outcome = Some((
+                            RuleStatus::Skip,
+                            format!("preconditions not met: {}", o.failures.join("; ")),
+                            None,
+                        ));
+                        plans.push(plan);
+                        continue;
+                    }
+                    Err(e) => {
+                        plan.rule_outcome = Some((
+                            RuleStatus::Error,
+                            format!("preconditions could not be evaluated: {e}"),
+                            Some(ErrorKind::Other),
+                        ));
+                        plans.push(plan);
+                        continue;
+                    }
+                }
+            }
+            let images = match rule.extract_images(&request.resource) {
+                Ok(i) => i,
+                Err(e) => {
+                    plan.rule_outcome = Some((
+                        RuleStatus::Error,
+                        format!("cannot extract images: {e}"),
+                        Some(ErrorKind::Other),
+                    ));
+                    plans.push(plan);
+                    continue;
+                }
+            };
+            for (vi_index, vi) in rule.verify_images.iter().enumerate() {
+                for img in &images {
+                    let matched = match vi.match_image(&img.image) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            // An image that does not parse is an error, never a silent skip.
+                            plan.slots.push(Slot {
+                                vi: vi_index,
+                                image: img.image.clone(),
+                                pointer: img.pointer.clone(),
+                                outcome: SlotOutcome::Done {
+                                    status: RuleStatus::Error,
+                                    message: e.to_string(),
+                                    digest: None,
+                                    error: Some(ErrorKind::Other),
+                                },
+                            });
+                            continue;
+                        }
+                    };
+                    let outcome = match matched {
+                        ImageMatch::NoMatch => continue,
+                        ImageMatch::Skip => SlotOutcome::Done {
+                            status: RuleStatus::Skip,
+                            message: "image matched skipImageReferences".into(),
+                            digest: None,
+                            error: None,
+                        },
+                        ImageMatch::Verify => match unsupported(vi) {
+                            Some(message) => SlotOutcome::Done {
+                                status: RuleStatus::Error,
+                                message,
+                                digest: None,
+                                error: Some(ErrorKind::Other),
+                            },
+                            None => SlotOutcome::Pending,
+                        },
+                    };
+                    plan.slots.push(Slot {
+                        vi: vi_index,
+                        image: img.image.clone(),
+                        pointer: img.pointer.clone(),
+                        outcome,
+                    });
+                }
+            }
+            plans.push(plan);
+        }
+    }
+    plans
+}
+
+/// Why a `verifyImages` entry cannot be evaluated by sigil (never a silent pass or ignore).
+fn unsupported(vi: &VerifyImage) -> Option<String> {
+    if let Err(e) = vi.ensure_supported() {
+        return Some(e.to_string());
+    }
+    let c = vi.registry_credentials.as_ref()?;
+    let path = format!("{}.imageRegistryCredentials", vi.path);
+    if !c.secrets.is_empty() {
+        return Some(format!(
+            "{path}.secrets is not supported: give sigil the registry credentials (auth file)"
+        ));
+    }
+    if c.providers.iter().any(|p| p != "default") {
+        return Some(format!(
+            "{path}.providers other than `default` are not supported: give sigil the registry \
+             credentials (auth file)"
+        ));
+    }
+    if c.allow_insecure_registry {
+        return Some(format!(
+            "{path}.allowInsecureRegistry is not supported: allow insecure registries in sigil's \
+             registry options"
+        ));
+    }
+    None
+}
+
+fn operation_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+/// Work for one unique image string.
+struct ImageJob {
+    image: String,
+    /// Unchanged digest-pinned image on UPDATE: no verification.
+    unchanged: bool,
+    /// (plan index, slot index) pairs waiting for this image.
+    units: Vec<(usize, usize)>,
+}
+
+fn deadline_error(timeout: Duration) -> Verified {
+    Verified {
+        status: RuleStatus::Error,
+        message: format!(
+            "verification did not finish within the review deadline of {:.1}s (registry slow or \
+             unreachable)",
+            timeout.as_secs_f64()
+        ),
+        digest: None,
+        cached: false,
+        trace: Vec::new(),
+        error: Some(ErrorKind::Registry),
+    }
+}
+
+impl Engine {
+    pub(crate) async fn run_mutate(&self, request: &ReviewRequest) -> Review {
+        if matches!(request.operation, Operation::Delete | Operation::Connect) {
+            return Review::default();
+        }
+        let policies = self.policies();
+        let mut plans = plan(&policies, request);
+        let timeout = request.timeout.unwrap_or(self.config.default_timeout);
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let fetcher = Fetcher::new(
+            self.config.client.clone(),
+            self.referrers.clone(),
+            self.config.retry,
+            deadline,
+        );
+
+        // Group pending slots by image string.
+        let mut jobs: Vec<ImageJob> = Vec::new();
+        let mut by_image: HashMap<String, usize> = HashMap::new();
+        for (pi, p) in plans.iter().enumerate() {
+            for (si, s) in p.slots.iter().enumerate() {
+                if !matches!(s.outcome, SlotOutcome::Pending) {
+                    continue;
+                }
+                let j = *by_image.entry(s.image.clone()).or_insert_with(|| {
+                    let unchanged = request.operation == Operation::Update
+                        && s.image.contains('@')
+                        && request
+                            .old_resource
+                            .as_ref()
+                            .and_then(|o| o.pointer(&s.pointer))
+                            .and_then(Value::as_str)
+                            == Some(s.image.as_str());
+                    jobs.push(ImageJob {
+                        image: s.image.clone(),
+                        unchanged,
+                        units: Vec::new(),
+                    });
+                    jobs.len() - 1
+                });
+                jobs[j].units.push((pi, si));
+            }
+        }
+
+        let env = VerifyEnv {
+            fetcher: &fetcher,
+            trusted_roots: &self.config.trusted_roots,
+        };
+        let plans_ref = &plans;
+        let env_ref = &env;
+        // The futures are collected first: a closure inside the stream type would make the review
+        // future lose `Send` (higher-ranked lifetime inference).
+        let futs: Vec<_> = jobs
+            .iter()
+            .enumerate()
+            .map(|(ji, job)| async move {
+                let out = tokio::time::timeout_at(
+                    deadline.into(),
+                    self.run_image_job(job, plans_ref, env_ref, deadline),
+                )
+                .await
+                .unwrap_or_else(|_| vec![deadline_error(timeout); job.units.len()]);
+                (ji, out)
+            })
+            .collect();
+        let results: Vec<(usize, Vec<Verified>)> = futures::stream::iter(futs)
+            .buffer_unordered(self.config.max_parallel_images.max(1))
+            .collect()
+            .await;
+        let mut verified: HashMap<(usize, usize), Verified> = HashMap::new();
+        for (ji, outs) in results {
+            for (unit, v) in jobs[ji].units.iter().zip(outs) {
+                verified.insert(*unit, v);
+            }
+        }
+        let review = self.assemble(&mut plans, &verified, request);
+        self.record_review(started.elapsed());
+        review
+    }
+
+    /// Resolves the image once, then decides every unit of it (concurrently; identical keys coalesce).
+    async fn run_image_job(
+        &self,
+        job: &ImageJob,
+        plans: &[RulePlan<'_>],
+        env: &VerifyEnv<'_>,
+        deadline: Instant,
+    ) -> Vec<Verified> {
+        let n = job.units.len();
+        let reference = match Reference::parse(&job.image) {
+            Ok(r) => r,
+            Err(e) => {
+                return vec![
+                    Verified {
+                        status: RuleStatus::Error,
+                        message: format!("invalid image reference {:?}: {e}", job.image),
+                        digest: None,
+                        cached: false,
+                        trace: Vec::new(),
+                        error: Some(ErrorKind::Other),
+                    };
+                    n
+                ];
+            }
+        };
+        if job.unchanged {
+            return vec![
+                Verified {
+                    status: RuleStatus::Pass,
+                    message: "digest-pinned image unchanged on UPDATE: not verified again".into(),
+                    digest: reference.digest.clone(),
+                    cached: false,
+                    trace: Vec::new(),
+                    error: None,
+                };
+                n
+            ];
+        }
+        let digest = match self.resolve(&reference, env.fetcher).await {
+            Ok(d) => d,
+            Err((status, message, error)) => {
+                return vec![
+                    Verified {
+                        status,
+                        message,
+                        digest: None,
+                        cached: false,
+                        trace: Vec::new(),
+                        error,
+                    };
+                    n
+                ];
+            }
+        };
+        let pinned = reference.with_digest(digest.clone());
+        let resolved_step = TraceStep {
+            path: "image".into(),
+            status: RuleStatus::Pass,
+            detail: match &reference.digest {
+                Some(_) => format!("{} is digest-pinned", job.image),
+                None => format!("{} resolved to {digest}", job.image),
+            },
+        };
+        // Identical (policy, rule, entry) units of this image (e.g. two containers) are decided once.
+        let mut keys: Vec<(DecisionKey, usize, usize)> = Vec::new();
+        let mut unit_key: Vec<usize> = Vec::with_capacity(n);
+        for &(pi, si) in &job.units {
+            let plan = &plans[pi];
+            let key = DecisionKey {
+                policy_hash: plan.policy.content_hash.clone(),
+                rule: plan.name.clone(),
+                verify_index: plan.slots[si].vi,
+                image: format!("{}@{digest}", pinned.repository_name()),
+            };
+            match keys.iter().position(|(k, _, _)| k == &key) {
+                Some(i) => unit_key.push(i),
+                None => {
+                    unit_key.push(keys.len());
+                    keys.push((key, pi, si));
+                }
+            }
+        }
+        let decisions = keys.into_iter().map(|(key, pi, si)| {
+            let plan = &plans[pi];
+            let vi = &plan.rule.verify_images[plan.slots[si].vi];
+            let pinned = &pinned;
+            let digest = &digest;
+            let resolved_step = resolved_step.clone();
+            async move {
+                let lookup = self
+                    .caches
+                    .decide(key, vi.use_cache, async {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        if remaining.is_zero() {
+                            return Decision::error(
+                                ErrorKind::Registry,
+                                "review deadline passed before verification",
+                                Vec::new(),
+                            );
+                        }
+                        verify_image(env, vi, pinned, digest).await
+                    })
+                    .await;
+                let d = &lookup.decision;
+                let mut trace = vec![resolved_step];
+                trace.push(TraceStep {
+                    path: format!("{} ({})", vi.path, plan.name),
+                    status: d.status,
+                    detail: if lookup.cached {
+                        format!("from the decision cache: {}", d.message)
+                    } else {
+                        d.message.clone()
+                    },
+                });
+                trace.extend(d.trace.iter().cloned());
+                Verified {
+                    status: d.status,
+                    message: d.message.clone(),
+                    digest: Some(digest.clone()),
+                    cached: lookup.cached,
+                    trace,
+                    error: d.error,
+                }
+            }
+        });
+        let decided = futures::future::join_all(decisions).await;
+        unit_key.into_iter().map(|i| decided[i].clone()).collect()
+    }
+
+    /// Tag → digest (cached for the tag TTL; a digest reference needs no request).
+    async fn resolve(
+        &self,
+        reference: &Reference,
+        fetcher: &Fetcher,
+    ) -> Result<Digest, (RuleStatus, String, Option<ErrorKind>)> {
+        if let Some(d) = &reference.digest {
+            return Ok(d.clone());
+        }
+        let key = reference.to_string();
+        let r = self
+            .caches
+            .tag(key, async {
+                match fetcher.resolve(reference).await {
+                    Ok(Some(d)) => Ok(d),
+                    Ok(None) => Err(FetchError::Other(format!(
+                        "{reference}: manifest unknown (tag not found)"
+                    ))),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        r.map_err(|e| match &*e {
+            FetchError::Registry(m) => (
+                RuleStatus::Error,
+                format!("cannot resolve {reference}: {m}"),
+                Some(ErrorKind::Registry),
+            ),
+            FetchError::Other(m) => (RuleStatus::Fail, m.clone(), None),
+        })
+    }
+
+    /// Results, blocking, messages, warnings and the patch.
+    fn assemble(
+        &self,
+        plans: &mut [RulePlan<'_>],
+        verified: &HashMap<(usize, usize), Verified>,
+        request: &ReviewRequest,
+    ) -> Review {
+        let mut review = Review::default();
+        let mut deny_lines = Vec::new();
+        // Annotation: image key → worst status; digest pins: pointer → value.
+        let mut annotation: BTreeMap<String, &'static str> = BTreeMap::new();
+        let mut pins: Vec<(String, String)> = Vec::new();
+        let mut pin_blocked: Vec<String> = Vec::new();
+        for (pi, plan) in plans.iter().enumerate() {
+            let policy = &plan.policy.policy;
+            let pname = policy_display(plan.policy);
+            let enforce_rule = plan
+                .rule
+                .verify_images
+                .first()
+                .is_some_and(|v| v.effective_failure_action == FailureAction::Enforce);
+            if let Some((status, message, error)) = &plan.rule_outcome {
+                let rr = RuleResult {
+                    policy: pname.clone(),
+                    rule: plan.name.clone(),
+                    status: *status,
+                    message: message.clone(),
+                    enforce: enforce_rule,
+                    images: Vec::new(),
+                };
+                if *status == RuleStatus::Error {
+                    self.judge_error(
+                        policy.failure_policy,
+                        error.unwrap_or(ErrorKind::Other),
+                        format!("policy {pname}/rule {}: {message}", plan.name),
+                        &mut review,
+                        &mut deny_lines,
+                    );
+                }
+                review.results.push(rr);
+                continue;
+            }
+            let mut images = Vec::new();
+            for (si, slot) in plan.slots.iter().enumerate() {
+                let vi = &plan.rule.verify_images[slot.vi];
+                let v = match &slot.outcome {
+                    SlotOutcome::Done {
+                        status,
+                        message,
+                        digest,
+                        error,
+                    } => Verified {
+                        status: *status,
+                        message: message.clone(),
+                        digest: digest.as_deref().and_then(|d| Digest::parse(d).ok()),
+                        cached: false,
+                        trace: Vec::new(),
+                        error: *error,
+                    },
+                    SlotOutcome::Pending => match verified.get(&(pi, si)) {
+                        Some(v) => v.clone(),
+                        None => Verified {
+                            status: RuleStatus::Error,
+                            message: "internal: image was not verified".into(),
+                            digest: None,
+                            cached: false,
+                            trace: Vec::new(),
+                            error: Some(ErrorKind::Other),
+                        },
+                    },
+                };
+                let line = format!(
+                    "policy {pname}/rule {}: image {}{}: {}",
+                    plan.name,
+                    slot.image,
+                    v.digest
+                        .as_ref()
+                        .filter(|_| !slot.image.contains('@'))
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default(),
+                    v.message
+                );
+                let enforce = vi.effective_failure_action == FailureAction::Enforce;
+                match v.status {
+                    RuleStatus::Fail if enforce => {
+                        review.blocked = true;
+                        deny_lines.push(line);
+                    }
+                    RuleStatus::Fail => review.warnings.push(format!("audit: {line}")),
+                    RuleStatus::Error => self.judge_error(
+                        policy.failure_policy,
+                        v.error.unwrap_or(ErrorKind::Other),
+                        line,
+                        &mut review,
+                        &mut deny_lines,
+                    ),
+                    _ => {}
+                }
+                // Digest pin and annotation.
+                let info = ImageInfo::parse(&slot.image).ok();
+                let has_digest = info.as_ref().is_some_and(|i| i.digest.is_some());
+                let wants_pin = vi.mutate_digest
+                    && !has_digest
+                    && v.status == RuleStatus::Pass
+                    && v.digest.is_some();
+                // A pin replaces the value at the pointer: never when that value is not the image
+                // (an extractor jmesPath transformed it; policies cannot combine the two).
+                let pointer_holds_image = request
+                    .resource
+                    .pointer(&slot.pointer)
+                    .and_then(Value::as_str)
+                    == Some(slot.image.as_str());
+                let mutated = wants_pin && pointer_holds_image;
+                if wants_pin && !pointer_holds_image {
+                    review.warnings.push(format!(
+                        "policy {pname}/rule {}: image {} not pinned to its digest: {} does not \
+                         hold the image string",
+                        plan.name, slot.image, slot.pointer
+                    ));
+                }
+                if v.status != RuleStatus::Pass && v.status != RuleStatus::Skip {
+                    pin_blocked.push(slot.pointer.clone());
+                }
+                if mutated && let Some(d) = &v.digest {
+                    let value = format!("{}@{d}", slot.image);
+                    if !pins.iter().any(|(p, _)| p == &slot.pointer) {
+                        pins.push((slot.pointer.clone(), value));
+                    }
+                }
+                if has_verification(vi)
+                    && let Some(mut info) = info
+                {
+                    if mutated && let Some(d) = &v.digest {
+                        info.digest = Some(d.to_string());
+                    }
+                    let key = info.kyverno_string();
+                    let s = match v.status {
+                        RuleStatus::Pass => "pass",
+                        RuleStatus::Skip => "skip",
+                        _ => "fail",
+                    };
+                    let e = annotation.entry(key).or_insert(s);
+                    if rank(s) > rank(e) {
+                        *e = s;
+                    }
+                }
+                images.push(ImageResult {
+                    image: slot.image.clone(),
+                    pointer: slot.pointer.clone(),
+                    digest: v.digest.as_ref().map(ToString::to_string),
+                    status: v.status,
+                    message: v.message.clone(),
+                    cached: v.cached,
+                    trace: v.trace.clone(),
+                });
+            }
+            let status = images
+                .iter()
+                .map(|i| i.status)
+                .max_by_key(|s| status_rank(*s))
+                .unwrap_or(RuleStatus::Skip);
+            let message = match status {
+                RuleStatus::Pass => format!("{} image(s) verified", images.len()),
+                RuleStatus::Skip if images.is_empty() => "no image matched imageReferences".into(),
+                RuleStatus::Skip => "images skipped".into(),
+                _ => images
+                    .iter()
+                    .filter(|i| i.status == status)
+                    .map(|i| format!("{}: {}", i.image, i.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            review.results.push(RuleResult {
+                policy: pname,
+                rule: plan.name.clone(),
+                status,
+                message,
+                enforce: enforce_rule,
+                images,
+            });
+        }
+        if !deny_lines.is_empty() {
+            review.message = Some(deny_lines.join("\n"));
+        }
+        // Patch: annotation first, then digest pins (never for an image that failed elsewhere).
+        if !annotation.is_empty() {
+            let value = serde_json::to_string(&annotation).unwrap_or_default();
+            let meta = request.resource.get("metadata");
+            if meta.is_none() {
+                review
+                    .patch
+                    .push(json!({"op": "add", "path": "/metadata", "value": {}}));
+            }
+            let annotations = meta.and_then(|m| m.get("annotations"));
+            if !annotations.is_some_and(Value::is_object) {
+                review
+                    .patch
+                    .push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+            }
+            let present = annotations
+                .and_then(|a| a.get(VERIFY_IMAGES_ANNOTATION))
+                .is_some();
+            review.patch.push(json!({
+                "op": if present { "replace" } else { "add" },
+                "path": format!("/metadata/annotations/{}", escape_pointer(VERIFY_IMAGES_ANNOTATION)),
+                "value": value,
+            }));
+        }
+        for (pointer, value) in pins {
+            if pin_blocked.contains(&pointer) {
+                continue;
+            }
+            review
+                .patch
+                .push(json!({"op": "replace", "path": pointer, "value": value}));
+        }
+        review
+    }
+
+    fn judge_error(
+        &self,
+        failure_policy: FailurePolicy,
+        kind: ErrorKind,
+        line: String,
+        review: &mut Review,
+        deny_lines: &mut Vec<String>,
+    ) {
+        let (block, why) = match (kind, self.config.registry_failure) {
+            (ErrorKind::Registry, RegistryFailure::Deny) => (true, ""),
+            (ErrorKind::Registry, RegistryFailure::Allow) => {
+                (false, "registry failure admitted by configuration")
+            }
+            _ => (
+                failure_policy == FailurePolicy::Fail,
+                "error ignored (failurePolicy Ignore)",
+            ),
+        };
+        if block {
+            review.blocked = true;
+            deny_lines.push(line);
+        } else {
+            review.warnings.push(format!("{why}: {line}"));
+        }
+    }
+}
+
+fn rank(s: &str) -> u8 {
+    match s {
+        "skip" => 0,
+        "pass" => 1,
+        _ => 2,
+    }
+}
+
+fn status_rank(s: RuleStatus) -> u8 {
+    match s {
+        RuleStatus::Skip => 0,
+        RuleStatus::Pass => 1,
+        RuleStatus::Warn => 2,
+        RuleStatus::Fail => 3,
+        RuleStatus::Error => 4,
+    }
+}
+
+/// RFC 6901 escaping of one reference token.
+pub(crate) fn escape_pointer(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate
+
+impl Engine {
+    pub(crate) fn run_validate(&self, request: &ReviewRequest) -> Review {
+        let mut review = Review::default();
+        if matches!(request.operation, Operation::Delete | Operation::Connect) {
+            return review;
+        }
+        let policies = self.policies();
+        let annotation: Option<Result<BTreeMap<String, String>, String>> = request
+            .resource
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                escape_pointer(VERIFY_IMAGES_ANNOTATION)
+            ))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| "annotation is not a string".to_owned())
+                    .and_then(|s| {
+                        serde_json::from_str::<BTreeMap<String, String>>(s)
+                            .map_err(|e| format!("annotation is not a JSON map of strings: {e}"))
+                    })
+            });
+        let mut deny_lines = Vec::new();
+        for plan in plan(&policies, request) {
+            let policy = &plan.policy.policy;
+            let pname = policy_display(plan.policy);
+            let enforce_rule = plan
+                .rule
+                .verify_images
+                .first()
+                .is_some_and(|v| v.effective_failure_action == FailureAction::Enforce);
+            if let Some((status, message, error)) = &plan.rule_outcome {
+                if *status == RuleStatus::Error {
+                    self.judge_error(
+                        policy.failure_policy,
+                        error.unwrap_or(ErrorKind::Other),
+                        format!("policy {pname}/rule {}: {message}", plan.name),
+                        &mut review,
+                        &mut deny_lines,
+                    );
+                }
+                review.results.push(RuleResult {
+                    policy: pname,
+                    rule: plan.name.clone(),
+                    status: *status,
+                    message: message.clone(),
+                    enforce: enforce_rule,
+                    images: Vec::new(),
+                });
+                continue;
+            }
+            let mut images = Vec::new();
+            for slot in &plan.slots {
+                let vi = &plan.rule.verify_images[slot.vi];
+                if !vi.verify_digest && !vi.required {
+                    continue;
+                }
+                let (status, message) = match &slot.outcome {
+                    SlotOutcome::Done {
+                        status: RuleStatus::Skip,
+                        message,
+                        ..
+                    } => (RuleStatus::Skip, message.clone()),
+                    // Errors from matching (unparseable image) stay errors; unsupported entries
+                    // were reported by mutate: here only the digest/annotation checks run.
+                    SlotOutcome::Done {
+                        status: RuleStatus::Error,
+                        message,
+                        ..
+                    } if ImageInfo::parse(&slot.image).is_err() => {
+                        (RuleStatus::Error, message.clone())
+                    }
+                    _ => check_image(vi, &slot.image, annotation.as_ref()),
+                };
+                let line = format!("policy {pname}/rule {}: {message}", plan.name);
+                match status {
+                    RuleStatus::Fail if vi.effective_failure_action == FailureAction::Enforce => {
+                        review.blocked = true;
+                        deny_lines.push(line);
+                    }
+                    RuleStatus::Fail => review.warnings.push(format!("audit: {line}")),
+                    RuleStatus::Error => self.judge_error(
+                        policy.failure_policy,
+                        ErrorKind::Other,
+                        line,
+                        &mut review,
+                        &mut deny_lines,
+                    ),
+                    _ => {}
+                }
+                images.push(ImageResult {
+                    image: slot.image.clone(),
+                    pointer: slot.pointer.clone(),
+                    digest: ImageInfo::parse(&slot.image).ok().and_then(|i| i.digest),
+                    status,
+                    message,
+                    cached: false,
+                    trace: Vec::new(),
+                });
+            }
+            if images.is_empty() {
+                continue;
+            }
+            let status = images
+                .iter()
+                .map(|i| i.status)
+                .max_by_key(|s| status_rank(*s))
+                .unwrap_or(RuleStatus::Skip);
+            let message = images
+                .iter()
+                .filter(|i| i.status == status)
+                .map(|i| i.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            review.results.push(RuleResult {
+                policy: pname,
+                rule: plan.name.clone(),
+                status,
+                message,
+                enforce: enforce_rule,
+                images,
+            });
+        }
+        if !deny_lines.is_empty() {
+            review.message = Some(deny_lines.join("\n"));
+        }
+        review
+    }
+}
+
+/// `verifyDigest` and `required` for one image.
+fn check_image(
+    vi: &VerifyImage,
+    image: &str,
+    annotation: Option<&Result<BTreeMap<String, String>, String>>,
+) -> (RuleStatus, String) {
+    let info = match ImageInfo::parse(image) {
+        Ok(i) => i,
+        Err(e) => return (RuleStatus::Error, e.to_string()),
+    };
+    if vi.verify_digest && info.digest.is_none() {
+        return (RuleStatus::Fail, format!("missing digest for {image}"));
+    }
+    if vi.required && has_verification(vi) {
+        let key = info.kyverno_string();
+        let verdict = match annotation {
+            None => Err(format!(
+                "unverified image {image} (no {VERIFY_IMAGES_ANNOTATION} annotation)"
+            )),
+            Some(Err(e)) => Err(format!("unverified image {image} ({e})")),
+            Some(Ok(map)) => match map.get(&key).map(String::as_str) {
+                Some("pass" | "skip") => Ok(()),
+                Some(other) => Err(format!(
+                    "unverified image {image} (annotation records {other:?})"
+                )),
+                None => Err(format!(
+                    "unverified image {image} (not recorded in {VERIFY_IMAGES_ANNOTATION})"
+                )),
+            },
+        };
+        if let Err(m) = verdict {
+            return (RuleStatus::Fail, m);
+        }
+    }
+    (
+        RuleStatus::Pass,
+        format!("{image}: digest and verification recorded"),
+    )
+}
