@@ -819,111 +819,16 @@ async fn certificate_attestors() {
 
 // ---- keyless (SigstoreBundle) against @sigstore/mock ---------------------------------------------------
 
-/// The oracle venv's python when it has sigstore-python.
-fn sigstore_python() -> Option<PathBuf> {
-    let py = oracles_home().join("venv/bin/python");
-    if !py.exists() {
-        return skip("the oracle venv is missing (scripts/install-test-deps.sh)");
-    }
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import sigstore.sign"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        Some(py)
-    } else {
-        skip("sigstore-python is not installed in the oracle venv")
-    }
-}
-
-/// `scripts/oracles/sigstore-mock.js` on a free port; killed on drop.
-struct Mock {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-    url: String,
-    trusted_root: PathBuf,
-    trust_config: PathBuf,
-}
-
-impl Mock {
-    fn start() -> Option<Self> {
-        let Some(node) = which("node") else {
-            return skip("node is not installed (scripts/install-test-deps.sh)");
-        };
-        if !oracles_home()
-            .join("npm/node_modules/@sigstore/mock")
-            .is_dir()
-        {
-            return skip("@sigstore/mock is not installed (scripts/install-test-deps.sh)");
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(node)
-            .arg(repo_root().join("scripts/oracles/sigstore-mock.js"))
-            .arg(dir.path().join("trust"))
-            .env("SIGIL_ORACLES_HOME", oracles_home())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("mock.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_default();
-        let Ok(info) = serde_json::from_str::<Value>(&line) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "sigstore-mock.js did not start ({line:?}): {}",
-                std::fs::read_to_string(dir.path().join("mock.log")).unwrap_or_default()
-            );
-        };
-        Some(Mock {
-            child,
-            url: info["url"].as_str().unwrap_or_default().to_owned(),
-            trusted_root: PathBuf::from(info["trustedRoot"].as_str().unwrap()),
-            trust_config: PathBuf::from(info["trustConfig"].as_str().unwrap()),
-            _dir: dir,
-        })
-    }
-
-    /// Signs an in-toto statement (DSSE) with sigstore-python as `identity` into `output`.
-    fn sign_statement(&self, py: &Path, identity: &str, issuer: &str, input: &Path, output: &Path) {
-        let mut cmd = std::process::Command::new(py);
-        cmd.arg(repo_root().join("scripts/oracles/sigstore-sign.py"))
-            .arg("--trust-config")
-            .arg(&self.trust_config)
-            .args(["--identity", identity, "--issuer", issuer, "--dsse"])
-            .arg(input)
-            .arg(output)
-            .env("SIGIL_ORACLES_HOME", oracles_home());
-        expect_success("sigstore-sign.py", &run_command(cmd));
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const IDENTITY: &str =
     "https://ci.example.test/org/app/.github/workflows/release.yml@refs/heads/main";
 const ISSUER: &str = "https://issuer.example.test";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keyless_sigstore_bundle_attestors() {
-    let Some(py) = sigstore_python() else {
+    let Some(py) = oracle_python("sigstore.sign") else {
         return;
     };
-    let Some(mock) = Mock::start() else {
+    let Some(mock) = SigstoreMock::start() else {
         return;
     };
     let env = Env::new();
@@ -941,7 +846,7 @@ async fn keyless_sigstore_bundle_attestors() {
     });
     let st = env.write("statement.json", &statement.to_string());
     let bundle = env.d().join("bundle.sigstore.json");
-    mock.sign_statement(&py, IDENTITY, ISSUER, Path::new(&st), &bundle);
+    mock.sign(&py, IDENTITY, ISSUER, true, Path::new(&st), &bundle);
     expect_success(
         "attach the bundle",
         &env.run(&[
@@ -1053,7 +958,7 @@ async fn keyless_sigstore_bundle_attestors() {
     });
     let st = env.write("provenance.json", &provenance.to_string());
     let bundle = env.d().join("provenance.sigstore.json");
-    mock.sign_statement(&py, IDENTITY, ISSUER, Path::new(&st), &bundle);
+    mock.sign(&py, IDENTITY, ISSUER, true, Path::new(&st), &bundle);
     expect_success(
         "attach the provenance bundle",
         &env.run(&[

@@ -8,8 +8,9 @@
 //! - `artifacts`: `sigil attach/discover/pull/delete/copy --referrers` against sigil (with and without the
 //!   referrers API) and docker-registry 2.8.2, with oras-py as oracle;
 //! - `policy`: `sigil policy apply|test` with Kyverno policies over images signed by `sigil sign|attest`
-//!   (keys, certificates) and sigstore-python (keyless, @sigstore/mock), and bad input.
-//!
+//!   (keys, certificates) and sigstore-python (keyless, @sigstore/mock), and bad input;
+//! - `webhook`: `sigil webhook serve` and `sigil serve` over HTTPS with AdmissionReview bodies (Pod,
+//!   Deployment, CronJob), patches, reload, metrics, deadlines, every attestor kind; `deploy/` manifests;
 //! - `notary`: `sigil notary sign/verify/inspect` on the notation e2e layouts (sigil and docker-registry),
 //!   sign/verify round trips, RFC 3161 timestamps from a local TSA, and the policy-engine Notary API.
 //!

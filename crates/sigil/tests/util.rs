@@ -1450,3 +1450,142 @@ pub fn next_link(r: &Response) -> Option<String> {
         Some(part[start..end].to_string())
     })
 }
+
+// ---- Sigstore oracles: sigstore-python and scripts/oracles/sigstore-mock.js -----------------------------
+
+/// The oracle venv's python, when it can import `modules` (e.g. `sigstore.sign`, `nacl, cryptography`).
+pub fn oracle_python(modules: &str) -> Option<PathBuf> {
+    let py = oracles_home().join("venv/bin/python");
+    let ok = py.is_file()
+        && Command::new(&py)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if ok {
+        Some(py)
+    } else {
+        skip(&format!(
+            "no venv with {modules} at {} (scripts/install-test-deps.sh)",
+            py.display()
+        ))
+    }
+}
+
+/// `scripts/oracles/sigstore-mock.js` on a free loopback port, with its trust files in a temp dir. Killed
+/// on drop.
+pub struct SigstoreMock {
+    child: Child,
+    _dir: TempDir,
+    /// The mock's base URL (Fulcio, Rekor, TSA).
+    pub url: String,
+    /// The trusted root it wrote.
+    pub trusted_root: PathBuf,
+    /// sigstore-python's client trust config (root + signing config).
+    pub trust_config: PathBuf,
+}
+
+impl SigstoreMock {
+    pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts the mock with extra options (`--tsa`, `--tlog-skew SECONDS`).
+    pub fn start_with(options: &[&str]) -> Option<Self> {
+        let Some(node) = which("node") else {
+            return skip("node is not installed (scripts/install-test-deps.sh)");
+        };
+        let npm = oracles_home().join("npm/node_modules/@sigstore/mock");
+        if !npm.is_dir() {
+            return skip(&format!(
+                "@sigstore/mock is not installed at {} (scripts/install-test-deps.sh)",
+                npm.display()
+            ));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("sigstore-mock-")
+            .tempdir()
+            .unwrap();
+        let mut child = Command::new(node)
+            .arg(repo_root().join("scripts/oracles/sigstore-mock.js"))
+            .arg(dir.path().join("trust"))
+            .arg("0")
+            .args(options)
+            .env("SIGIL_ORACLES_HOME", oracles_home())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(dir.path().join("mock.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_default();
+        let Ok(info) = serde_json::from_str::<Value>(&line) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "sigstore-mock.js did not start ({line:?}): {}",
+                fs::read_to_string(dir.path().join("mock.log")).unwrap_or_default()
+            );
+        };
+        Some(SigstoreMock {
+            child,
+            url: info["url"].as_str().unwrap_or_default().to_owned(),
+            trusted_root: PathBuf::from(info["trustedRoot"].as_str().unwrap()),
+            trust_config: PathBuf::from(info["trustConfig"].as_str().unwrap()),
+            _dir: dir,
+        })
+    }
+
+    /// Signs `input` with sigstore-python (`--dsse` for an in-toto statement) into the bundle `output`.
+    pub fn sign(
+        &self,
+        py: &Path,
+        identity: &str,
+        issuer: &str,
+        dsse: bool,
+        input: &Path,
+        output: &Path,
+    ) {
+        let mut cmd = Command::new(py);
+        cmd.arg(repo_root().join("scripts/oracles/sigstore-sign.py"))
+            .arg("--trust-config")
+            .arg(&self.trust_config)
+            .args(["--identity", identity, "--issuer", issuer])
+            .env("SIGIL_ORACLES_HOME", oracles_home());
+        if dsse {
+            cmd.arg("--dsse");
+        }
+        cmd.arg(input).arg(output);
+        let out = run_command(cmd);
+        let stdout = expect_success("sigstore-sign.py", &out);
+        let v: Value = serde_json::from_slice(&stdout).unwrap();
+        assert_eq!(
+            v["mediaType"], "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "{v}"
+        );
+        assert_eq!(
+            v["content"],
+            if dsse {
+                "dsseEnvelope"
+            } else {
+                "messageSignature"
+            },
+            "{v}"
+        );
+        assert_eq!(v["tlogEntries"], 1, "{v}");
+    }
+}
+
+impl Drop for SigstoreMock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -6,8 +6,9 @@
 //! (`verifyDigest` / `required`), HTTP 400 for bodies that are not AdmissionReviews, the skips, health,
 //! readiness and metrics, policy reload on file change (and a failed reload keeping the old policies),
 //! a hanging registry denied within the deadline, `sigil serve` with its generated certificate, the
-//! attestor kinds through the webhook (keys with `count`, nested sets, certificates with a chain), and
-//! a rotated serving certificate picked up without a restart.
+//! attestor kinds through the webhook (keys with `count`, nested sets, certificates with a chain,
+//! keyless `SigstoreBundle` signed by sigstore-python against @sigstore/mock, `type: Notary` signed by
+//! `sigil notary sign`), and a rotated serving certificate picked up without a restart.
 //! `deploy/` manifests are parsed and checked against the binary's flags and the policy loader.
 
 use std::fs;
@@ -1466,4 +1467,207 @@ fn webhook_serve_refuses_bad_policies_and_certificates() {
         }
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
+}
+
+/// A CA-signed code-signing leaf for `sigil notary sign`: (leaf key PEM, chain PEM leaf first).
+fn notary_signer(
+    cn: &str,
+    root: &rcgen::Certificate,
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "sigil tests");
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+    let leaf = p.signed_by(&key, issuer).unwrap();
+    (key.serialize_pem(), format!("{}{}", leaf.pem(), root.pem()))
+}
+
+/// Keyless (`SigstoreBundle`: a cosign v3 statement signed by sigstore-python against @sigstore/mock,
+/// attached as a referrer, verified with `--trusted-root`) and Notary (`sigil notary sign`, a
+/// `certificates` attestor holding the root) policies through the webhook: signed images are admitted
+/// and pinned to their digest; unsigned images, another identity and another CA's signature are denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_keyless_and_notary_attestors() {
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    const IDENTITY: &str =
+        "https://ci.example.test/team/app/.github/workflows/release.yml@refs/heads/main";
+    const ISSUER: &str = "https://issuer.example.test";
+    let Some(py) = oracle_python("sigstore.sign") else {
+        return;
+    };
+    let Some(mock) = SigstoreMock::start() else {
+        return;
+    };
+    let reg = SigilRegistry::start_default();
+    let http = reg.http();
+    let addr = reg.addr();
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+
+    // Keyless: cosign v3's image signature statement, in a bundle referrer.
+    let keyless_img = push_small_image(&http, "keyless/app", "signed", 961).await;
+    push_small_image(&http, "keyless/app", "unsigned", 962).await;
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": format!("{addr}/keyless/app"),
+                     "digest": {"sha256": keyless_img.digest().trim_start_matches("sha256:")}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {},
+    });
+    fs::write(d.join("statement.json"), statement.to_string()).unwrap();
+    mock.sign(
+        &py,
+        IDENTITY,
+        ISSUER,
+        true,
+        &d.join("statement.json"),
+        &d.join("bundle.json"),
+    );
+    let keyless_signed = format!("{addr}/keyless/app:signed");
+    expect_success(
+        "attach the bundle",
+        &run_in(
+            d,
+            &[
+                "attach",
+                "--artifact-type",
+                BUNDLE,
+                &keyless_signed,
+                &format!("bundle.json:{BUNDLE}"),
+            ],
+        ),
+    );
+
+    // Notary: signed by a leaf of the trusted root, and by a leaf of another root.
+    let (root, root_issuer) = test_ca("notary trusted root", None);
+    let (other_root, other_issuer) = test_ca("notary other root", None);
+    let notary_img = push_small_image(&http, "notary/app", "signed", 963).await;
+    push_small_image(&http, "notary/app", "other", 964).await;
+    push_small_image(&http, "notary/app", "unsigned", 965).await;
+    for (tag, cn, root, issuer) in [
+        ("signed", "trusted signer", &root, &root_issuer),
+        ("other", "other signer", &other_root, &other_issuer),
+    ] {
+        let (key, chain) = notary_signer(cn, root, issuer);
+        fs::write(d.join(format!("{tag}.key")), key).unwrap();
+        fs::write(d.join(format!("{tag}.chain.pem")), chain).unwrap();
+        let key_file = format!("{tag}.key");
+        let chain_file = format!("{tag}.chain.pem");
+        expect_success(
+            "notary sign",
+            &run_in(
+                d,
+                &[
+                    "notary",
+                    "sign",
+                    &format!("{addr}/notary/app:{tag}"),
+                    "--key",
+                    &key_file,
+                    "--cert",
+                    &chain_file,
+                ],
+            ),
+        );
+    }
+
+    let mut keyless = json_policy(
+        "keyless",
+        &format!("{addr}/keyless/*"),
+        json!([{"entries": [{"keyless": {
+            "subject": IDENTITY,
+            "issuer": ISSUER,
+            "rekor": {"url": mock.url},
+        }}]}]),
+    );
+    keyless["spec"]["rules"][0]["verifyImages"][0]["type"] = json!("SigstoreBundle");
+    let mut notary = json_policy(
+        "notary",
+        &format!("{addr}/notary/*"),
+        json!([{"entries": [{"certificates": {"cert": root.pem()}}]}]),
+    );
+    notary["spec"]["rules"][0]["verifyImages"][0]["type"] = json!("Notary");
+    let policies = tempfile::tempdir().unwrap();
+    let text: Vec<String> = [keyless, notary]
+        .iter()
+        .map(|d| serde_json::to_string_pretty(d).unwrap())
+        .collect();
+    fs::write(policies.path().join("kinds.yaml"), text.join("\n---\n")).unwrap();
+    let root_file = mock.trusted_root.display().to_string();
+    let w = start_webhook(policies.path(), &["--trusted-root", &root_file]).await;
+
+    for (fixture, image, digest) in [
+        (
+            "pod-create.json",
+            keyless_signed.clone(),
+            keyless_img.digest(),
+        ),
+        (
+            "deployment-create.json",
+            format!("{addr}/notary/app:signed"),
+            notary_img.digest(),
+        ),
+        (
+            "cronjob-create.json",
+            format!("{addr}/notary/app:signed"),
+            notary_img.digest(),
+        ),
+    ] {
+        let body = review_body(fixture, &image);
+        let resp = w.review("/mutate", &body).await;
+        assert_allowed(&resp, &format!("{fixture} {image}"));
+        let obj = patched(&body, &resp);
+        let ann = annotation(&obj);
+        assert_eq!(
+            ann,
+            json!({format!("{}@{digest}", image.rsplit_once(':').unwrap().0): "pass"}),
+            "{fixture} {image}"
+        );
+        let text = obj.to_string();
+        assert!(
+            text.contains(&format!("{image}@{digest}")),
+            "{fixture}: not pinned: {text}"
+        );
+    }
+    for (image, why) in [
+        (format!("{addr}/keyless/app:unsigned"), "keyless, unsigned"),
+        (format!("{addr}/notary/app:other"), "notary, another CA"),
+        (format!("{addr}/notary/app:unsigned"), "notary, unsigned"),
+    ] {
+        let msg = deny_message(
+            &w.review("/mutate", &review_body("pod-create.json", &image))
+                .await,
+            why,
+        );
+        assert!(msg.contains(&image), "{why}: {msg}");
+    }
+    drop(w);
+
+    // The same keyless policy asking for another identity denies the signed image.
+    let mut wrong = json_policy(
+        "keyless-other",
+        &format!("{addr}/keyless/*"),
+        json!([{"entries": [{"keyless": {
+            "subject": "https://ci.example.test/someone-else",
+            "issuer": ISSUER,
+            "rekor": {"url": mock.url},
+        }}]}]),
+    );
+    wrong["spec"]["rules"][0]["verifyImages"][0]["type"] = json!("SigstoreBundle");
+    let policies = tempfile::tempdir().unwrap();
+    fs::write(
+        policies.path().join("p.yaml"),
+        serde_json::to_string_pretty(&wrong).unwrap(),
+    )
+    .unwrap();
+    let w = start_webhook(policies.path(), &["--trusted-root", &root_file]).await;
+    let msg = deny_message(
+        &w.review("/mutate", &review_body("pod-create.json", &keyless_signed))
+            .await,
+        "keyless, other identity",
+    );
+    assert!(msg.contains(&keyless_signed), "{msg}");
 }
