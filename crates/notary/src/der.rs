@@ -1,80 +1,8 @@
-//! Minimal DER TLV reading and writing on raw bytes, for the places where exact encodings matter
-//! (TBS bytes for certificate signatures, CMS signed attributes, RFC 3161 requests and tokens).
+//! DER helpers for the places where exact encodings matter (TBS bytes for certificate signatures, CMS
+//! signed attributes, RFC 3161 requests and tokens): the TLV reader of `sigil_sigstore::der_util`, plus
+//! the encoders and the BER → DER conversion only Notary needs.
 
-/// One TLV: tag byte, content and the whole encoding.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Tlv<'a> {
-    pub tag: u8,
-    pub content: &'a [u8],
-    pub whole: &'a [u8],
-}
-
-/// Splits the first TLV off `input` (single-byte tags, definite lengths).
-pub(crate) fn split(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-    let tag = *input.first()?;
-    if tag & 0x1f == 0x1f {
-        return None;
-    }
-    let first = *input.get(1)?;
-    let (len, hdr) = if first < 0x80 {
-        (usize::from(first), 2usize)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*input.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = hdr.checked_add(len)?;
-    if end > input.len() {
-        return None;
-    }
-    Some((
-        Tlv {
-            tag,
-            content: &input[hdr..end],
-            whole: &input[..end],
-        },
-        &input[end..],
-    ))
-}
-
-/// All TLVs of `input`, which must be a concatenation of TLVs.
-pub(crate) fn children(mut input: &[u8]) -> Option<Vec<Tlv<'_>>> {
-    let mut out = Vec::new();
-    while !input.is_empty() {
-        let (t, rest) = split(input)?;
-        out.push(t);
-        input = rest;
-    }
-    Some(out)
-}
-
-/// The single TLV spanning all of `input`.
-pub(crate) fn single(input: &[u8]) -> Option<Tlv<'_>> {
-    let (t, rest) = split(input)?;
-    rest.is_empty().then_some(t)
-}
-
-/// Encodes a TLV.
-pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
+pub(crate) use sigil_sigstore::der_util::{Tlv, children, encode, single, split};
 
 /// Encodes a SEQUENCE of already-encoded parts.
 pub(crate) fn seq(parts: &[&[u8]]) -> Vec<u8> {

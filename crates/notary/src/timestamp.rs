@@ -62,21 +62,6 @@ fn int_value(t: &Tlv<'_>) -> i64 {
     })
 }
 
-fn generalized_time(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?.strip_suffix('Z')?;
-    let main = s.split('.').next()?;
-    if main.len() != 14 || !main.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| main[r].parse::<i64>().ok();
-    Some(
-        crate::time::days_from_civil(n(0..4)?, n(4..6)?, n(6..8)?) * 86_400
-            + n(8..10)? * 3600
-            + n(10..12)? * 60
-            + n(12..14)?,
-    )
-}
-
 struct Parsed {
     tst_der: Vec<u8>,
     signed_data: Vec<u8>,
@@ -149,7 +134,7 @@ fn parse_tst(tst_der: &[u8]) -> Result<(TimestampInfo, Hash, Vec<u8>), NotaryErr
     let gen_time = tst
         .get(4)
         .filter(|t| t.tag == 0x18)
-        .and_then(|t| generalized_time(t.content))
+        .and_then(|t| sigil_oci::time::parse_generalized_time(t.content))
         .ok_or_else(|| fail("TSTInfo genTime is missing or malformed"))?;
     let mut accuracy_ms = 0i64;
     if let Some(acc) = tst.get(5).filter(|t| t.tag == 0x30) {
@@ -231,12 +216,12 @@ pub fn verify_token(
             }
             Some(OID_SIGNING_TIME) => {
                 signing_time = vals.first().and_then(|v| match v.tag {
-                    0x18 => generalized_time(v.content),
+                    0x18 => sigil_oci::time::parse_generalized_time(v.content),
                     0x17 => {
                         let s = std::str::from_utf8(v.content).ok()?;
                         let yy: i64 = s.get(0..2)?.parse().ok()?;
                         let century = if yy >= 50 { "19" } else { "20" };
-                        generalized_time(format!("{century}{s}").as_bytes())
+                        sigil_oci::time::parse_generalized_time(format!("{century}{s}").as_bytes())
                     }
                     _ => None,
                 })

@@ -14,6 +14,7 @@ pub mod media_type;
 pub mod name;
 pub mod platform;
 pub mod reference;
+pub mod time;
 
 pub use descriptor::Descriptor;
 pub use digest::{Algorithm, Digest, Digester};

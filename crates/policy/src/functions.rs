@@ -28,7 +28,12 @@ use jmespath::functions::{ArgumentType as A, CustomFunction, Signature};
 use jmespath::{Context, ErrorReason, JmespathError, Rcvar, Runtime, Variable};
 use serde_json::Value;
 
+use sigil_oci::time::{NANOS_PER_SEC, civil_from_days, days_from_civil};
+
 use crate::wildcard::Wildcard;
+
+/// Parses RFC 3339 to Unix nanoseconds (`sigil_oci::time::parse_rfc3339_nanos`).
+pub use sigil_oci::time::parse_rfc3339_nanos as parse_rfc3339;
 
 type Res = Result<Rcvar, JmespathError>;
 type Body = fn(&[Rcvar], &Context<'_>) -> Res;
@@ -557,105 +562,14 @@ fn parse_time(layout: &str, s: &str, ctx: &Context<'_>, f: &str) -> Result<i128,
         .map_err(|e| fail(ctx, f, &format!("parsing `{s}` as `{layout}`: {e}")))
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
-/// Parses RFC 3339 (`2006-01-02T15:04:05[.frac](Z|±hh:mm)`) to Unix nanoseconds.
-pub fn parse_rfc3339(s: &str) -> Option<i128> {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (h, mi, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac: i128 = 0;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let f = s.get(start..i)?;
-        if f.is_empty() {
-            return None;
-        }
-        let f9: String = f.chars().chain(std::iter::repeat('0')).take(9).collect();
-        frac = f9.parse().ok()?;
-    }
-    let offset_secs: i64 = match s.get(i..)? {
-        "Z" | "z" => 0,
-        rest if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let oh = digits(i + 1..i + 3)?;
-            let om = digits(i + 4..i + 6)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
-    Some(i128::from(secs) * 1_000_000_000 + frac)
-}
-
 /// Formats Unix nanoseconds as RFC 3339 UTC (`2006-01-02T15:04:05Z`).
 pub fn format_rfc3339(nanos: i128) -> String {
-    let secs = nanos.div_euclid(1_000_000_000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let secs = nanos.div_euclid(NANOS_PER_SEC);
+    sigil_oci::time::format_rfc3339(i64::try_from(secs).unwrap_or(if secs < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
 }
 
 /// Formats nanoseconds like Go's `time.Duration.String()`.

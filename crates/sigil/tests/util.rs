@@ -1523,9 +1523,7 @@ impl SigstoreMock {
             let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
             let _ = tx.send(line);
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_default();
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
         let Ok(info) = serde_json::from_str::<Value>(&line) else {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,16 +1,20 @@
 //! Minimal DER TLV walking on raw bytes, used where exact encoded slices are needed (TBS bytes for
-//! signature checks, precertificate TBS reconstruction, CMS signed attributes).
+//! signature checks, precertificate TBS reconstruction, CMS signed attributes). Public so the Notary
+//! crate builds its CMS and RFC 3161 handling on the same reader.
 
 /// One DER TLV: tag byte, content slice and the whole encoding.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Tlv<'a> {
+pub struct Tlv<'a> {
+    /// The tag byte.
     pub tag: u8,
+    /// The content octets.
     pub content: &'a [u8],
+    /// The whole encoding (tag, length, content).
     pub whole: &'a [u8],
 }
 
 /// Splits the first TLV off `input`; `None` on malformed input (multi-byte tags unsupported).
-pub(crate) fn split(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
+pub fn split(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
     let tag = *input.first()?;
     if tag & 0x1f == 0x1f {
         return None;
@@ -44,7 +48,7 @@ pub(crate) fn split(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
 }
 
 /// All TLVs in `input` (which must be exactly a concatenation of TLVs).
-pub(crate) fn children(mut input: &[u8]) -> Option<Vec<Tlv<'_>>> {
+pub fn children(mut input: &[u8]) -> Option<Vec<Tlv<'_>>> {
     let mut out = Vec::new();
     while !input.is_empty() {
         let (t, rest) = split(input)?;
@@ -55,13 +59,13 @@ pub(crate) fn children(mut input: &[u8]) -> Option<Vec<Tlv<'_>>> {
 }
 
 /// Parses a single TLV that must span all of `input`.
-pub(crate) fn single(input: &[u8]) -> Option<Tlv<'_>> {
+pub fn single(input: &[u8]) -> Option<Tlv<'_>> {
     let (t, rest) = split(input)?;
     rest.is_empty().then_some(t)
 }
 
 /// Encodes a TLV with the given tag and content.
-pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -77,7 +81,7 @@ pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes a DER OBJECT IDENTIFIER content into dotted form.
-pub(crate) fn oid_string(content: &[u8]) -> Option<String> {
+pub fn oid_string(content: &[u8]) -> Option<String> {
     let oid = der::asn1::ObjectIdentifier::from_bytes(content).ok()?;
     Some(oid.to_string())
 }

@@ -15,7 +15,7 @@
 pub mod bundle;
 mod cert;
 pub mod crypto;
-mod der_util;
+pub mod der_util;
 mod error;
 pub mod legacy;
 #[cfg(test)]

@@ -134,69 +134,9 @@ pub(crate) fn b64(s: &str, field: &'static str) -> Result<Vec<u8>, SigstoreError
         .map_err(|_| SigstoreError::Base64(field))
 }
 
-/// Parses an RFC 3339 UTC time (`2021-01-12T11:53:27Z`, optional fraction, `Z` or `±hh:mm`) to Unix seconds.
+/// Parses an RFC 3339 time (`2021-01-12T11:53:27Z`, optional fraction, `Z` or `±hh:mm`) to Unix seconds.
 pub fn parse_rfc3339(s: &str) -> Result<i64, SigstoreError> {
-    let bad = || SigstoreError::Time(s.to_string());
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| -> Result<i64, SigstoreError> {
-        s.get(r)
-            .filter(|x| x.bytes().all(|c| c.is_ascii_digit()))
-            .and_then(|x| x.parse().ok())
-            .ok_or_else(bad)
-    };
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return Err(bad());
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return Err(bad());
-        }
-        rest = &frac[n..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
-        {
-            let oh: i64 = rest[1..3].parse().map_err(|_| bad())?;
-            let om: i64 = rest[4..6].parse().map_err(|_| bad())?;
-            let o = oh * 3600 + om * 60;
-            if rest.starts_with('-') { -o } else { o }
-        }
-        _ => return Err(bad()),
-    };
-    Ok(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    sigil_oci::time::parse_rfc3339(s).ok_or_else(|| SigstoreError::Time(s.to_string()))
 }
 
 fn validity(v: Option<RawValidity>) -> Result<Validity, SigstoreError> {

@@ -31,23 +31,6 @@ fn alg_hash(t: Option<&Tlv<'_>>) -> Option<HashAlg> {
     HashAlg::from_hash_oid(&oid(k.first())?)
 }
 
-/// Parses GeneralizedTime `YYYYMMDDHHMMSS[.f*]Z` to Unix seconds.
-fn generalized_time(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let s = s.strip_suffix('Z')?;
-    let main = s.split('.').next()?;
-    if main.len() != 14 || !main.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| main[r].parse::<i64>().ok();
-    Some(
-        crate::trust::days_from_civil(n(0..4)?, n(4..6)?, n(6..8)?) * 86400
-            + n(8..10)? * 3600
-            + n(10..12)? * 60
-            + n(12..14)?,
-    )
-}
-
 /// Verifies `resp` (DER TimeStampResp) over `signature`; returns genTime.
 pub(crate) fn verify(
     resp: &[u8],
@@ -93,7 +76,7 @@ pub(crate) fn verify(
     let gen_time = tst
         .get(4)
         .filter(|t| t.tag == 0x18)
-        .and_then(|t| generalized_time(t.content))
+        .and_then(|t| sigil_oci::time::parse_generalized_time(t.content))
         .ok_or_else(|| fail("bad genTime"))?;
     let signer_infos = sd
         .last()
