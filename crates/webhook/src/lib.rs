@@ -469,38 +469,12 @@ fn deny_message(review: &Review) -> String {
     }
 }
 
-/// Parses a Go duration as the API server writes it in `?timeout=` (`10s`, `1m30s`, `500ms`).
+/// Parses a Go duration as the API server writes it in `?timeout=` (`10s`, `1m30s`, `500ms`); negative
+/// durations are refused.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * scale;
-    }
-    Duration::try_from_secs_f64(total).ok()
+    sigil_policy::conditions::parse_duration(s)
+        .filter(|secs| *secs >= 0.0)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
 }
 
 fn query_timeout(query: Option<&str>) -> Option<Duration> {
@@ -643,6 +617,7 @@ mod tests {
         assert_eq!(parse_go_duration("10"), None);
         assert_eq!(parse_go_duration("s"), None);
         assert_eq!(parse_go_duration("3x"), None);
+        assert_eq!(parse_go_duration("-5s"), None);
         assert_eq!(
             query_timeout(Some("a=b&timeout=7s")),
             Some(Duration::from_secs(7))

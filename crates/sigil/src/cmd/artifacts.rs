@@ -6,7 +6,6 @@
 //! a JSON tree or a table; `pull` prints the paths written; `delete` prints the digests deleted. With
 //! `--stats`, `requests: N` goes to stderr (also when the command fails).
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -53,18 +52,6 @@ where
     r
 }
 
-fn parse_annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for a in list {
-        let (k, v) = a
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| anyhow!("--annotation {a:?}: expected KEY=VALUE"))?;
-        out.insert(k.to_owned(), v.to_owned());
-    }
-    Ok(out)
-}
-
 pub async fn attach(a: AttachArgs) -> anyhow::Result<ExitCode> {
     let subject = registry_ref(&a.reference)?;
     let files = a
@@ -75,7 +62,7 @@ pub async fn attach(a: AttachArgs) -> anyhow::Result<ExitCode> {
     let opts = AttachOptions {
         artifact_type: a.artifact_type.clone(),
         files,
-        annotations: parse_annotations(&a.annotations)?,
+        annotations: super::parse_annotations("--annotation", &a.annotations)?,
         platform: parse_platform(a.platform.as_deref())?,
     };
     let client = client(&a.registry)?;

@@ -16,7 +16,6 @@
 //! `signatures`, plus the decoded `statement`). On failure they exit 1 with one line per rejected
 //! signature on stderr. With `--stats`, `requests: N` goes to stderr.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
@@ -33,18 +32,6 @@ use super::inspect::client;
 use crate::cli::{
     AttestArgs, GenerateKeyPairArgs, SignArgs, TrustOptions, VerifyArgs, VerifyAttestationArgs,
 };
-
-fn parse_annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for a in list {
-        let (k, v) = a
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| anyhow!("-a {a:?}: expected KEY=VALUE"))?;
-        out.insert(k.to_owned(), v.to_owned());
-    }
-    Ok(out)
-}
 
 fn print_stats(stats: bool, client: &RegistryClient) {
     if stats {
@@ -271,7 +258,7 @@ fn certificate_files(
 
 pub async fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
     let image = registry_ref(&a.reference)?;
-    let annotations = parse_annotations(&a.annotations)?;
+    let annotations = super::parse_annotations("-a", &a.annotations)?;
     let cert = a.certificate.as_deref().map(read_text).transpose()?;
     let chain = a.certificate_chain.as_deref().map(read_text).transpose()?;
     let key = PrivateKey::load(&a.key)?;
@@ -362,7 +349,7 @@ pub async fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
 pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let image = registry_ref(&a.reference)?;
     let trust = trust_from(&a.trust)?;
-    let annotations = parse_annotations(&a.annotations)?;
+    let annotations = super::parse_annotations("-a", &a.annotations)?;
     let client = client(&a.registry)?;
     let legacy = sigil_cosign::verify_image(
         &client,

@@ -46,3 +46,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Notary(NotaryCommand::Inspect(a)) => notary::inspect(a).await,
     }
 }
+
+/// Completes on ctrl-c or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing open requests");
+}
+
+/// Parses repeated `KEY=VALUE` arguments of option `flag` (later keys win).
+pub(crate) fn parse_annotations(
+    flag: &str,
+    list: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in list {
+        let (k, v) = a
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("{flag} {a:?}: expected KEY=VALUE"))?;
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}

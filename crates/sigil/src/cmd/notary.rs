@@ -12,7 +12,6 @@
 //! - `inspect` lists the signatures with their certificates, signing time, expiry and timestamp, as
 //!   text or JSON (`-o json`).
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -64,14 +63,7 @@ pub async fn sign(args: NotarySignArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let mut annotations = BTreeMap::new();
-    for a in &args.annotations {
-        let (k, v) = a
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| anyhow!("-a {a:?}: expected KEY=VALUE"))?;
-        annotations.insert(k.to_owned(), v.to_owned());
-    }
+    let annotations = super::parse_annotations("-a", &args.annotations)?;
     let opts = SignOptions {
         format: match args.envelope {
             NotaryEnvelope::Jws => EnvelopeFormat::Jws,

@@ -69,31 +69,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         "sigil registry serving {scheme}://{local} (data: {})",
         root.display()
     );
-    sigil_registry::serve(listener, app, tls, shutdown_signal()).await?;
+    sigil_registry::serve(listener, app, tls, super::shutdown_signal()).await?;
     tracing::info!("sigil registry stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested; finishing open requests");
 }
 
 pub async fn gc(a: GcArgs) -> anyhow::Result<ExitCode> {

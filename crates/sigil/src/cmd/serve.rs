@@ -16,7 +16,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::webhook::{build, describe_policies, shutdown_signal};
+use super::shutdown_signal;
+use super::webhook::{build, describe_policies};
 use crate::cli::{ServeAllArgs, ServeArgs};
 
 /// `--home`, else `$SIGIL_HOME` (via clap), else `$XDG_DATA_HOME/sigil`, else `~/.local/share/sigil`.

@@ -107,30 +107,7 @@ pub async fn serve(a: WebhookServeArgs) -> anyhow::Result<ExitCode> {
         "sigil webhook serving https://{local}/mutate and https://{local}/validate; {}",
         describe_policies(&webhook)
     );
-    sigil_webhook::serve(&webhook, listener, &cert, shutdown_signal()).await?;
+    sigil_webhook::serve(&webhook, listener, &cert, super::shutdown_signal()).await?;
     tracing::info!("sigil webhook stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on ctrl-c or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested; finishing open requests");
 }
