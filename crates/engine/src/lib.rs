@@ -16,8 +16,9 @@
 //!   [`sigil_notary`] (Kyverno's mapping: `certificates` entries as `ca` trust anchors; attestations
 //!   are Notary-signed referrers whose layer JSON `conditions` evaluate);
 //! - each distinct image is resolved tag → digest **once** (cached for [`CacheConfig::tag_ttl`]) and
-//!   verified **by digest**; all images run in parallel (at most
-//!   [`EngineConfig::max_parallel_images`]) under one deadline; an unfinished image is an error;
+//!   verified **by digest**; all images run in parallel, each in its own tokio task (at most
+//!   [`EngineConfig::max_parallel_images`] at once, spread over the runtime's worker threads) under
+//!   one deadline; an unfinished image is an error (its task is aborted);
 //! - registry 429/5xx/connection errors are retried with backoff ([`EngineConfig::retry`]) within the
 //!   deadline; what a registry failure means is [`RegistryFailure`];
 //! - decisions (signatures, attestation conditions and `validate.deny` together) are cached per
@@ -150,11 +151,19 @@ pub struct EngineStats {
 }
 
 /// The engine. Cheap to share behind an `Arc`; all methods take `&self`.
+///
+/// The state lives in an [`Arc`]'d inner value so that the per-image verification jobs of a review
+/// run as separate tokio tasks (spread over the runtime's worker threads) that own what they use.
 pub struct Engine {
-    config: EngineConfig,
+    inner: Arc<EngineInner>,
+}
+
+/// What [`Engine`] shares with the tasks of its reviews.
+pub(crate) struct EngineInner {
+    pub(crate) config: EngineConfig,
     policies: RwLock<Arc<Vec<LoadedPolicy>>>,
-    caches: cache::Caches,
-    referrers: Arc<Referrers>,
+    pub(crate) caches: cache::Caches,
+    pub(crate) referrers: Arc<Referrers>,
     reviews: AtomicU64,
     review_micros: AtomicU64,
 }
@@ -165,37 +174,55 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-impl Engine {
-    /// Builds an engine with these policies.
-    pub fn new(config: EngineConfig, policies: Vec<LoadedPolicy>) -> Self {
-        Self {
-            caches: cache::Caches::new(&config.cache),
-            referrers: Arc::new(Referrers::new(config.client.clone())),
-            config,
-            policies: RwLock::new(Arc::new(policies)),
-            reviews: AtomicU64::new(0),
-            review_micros: AtomicU64::new(0),
-        }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
-    /// The current policies.
-    pub fn policies(&self) -> Arc<Vec<LoadedPolicy>> {
+impl EngineInner {
+    /// The current policy snapshot.
+    pub(crate) fn policies(&self) -> Arc<Vec<LoadedPolicy>> {
         match self.policies.read() {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
+    pub(crate) fn record_review(&self, took: Duration) {
+        self.reviews.fetch_add(1, Ordering::Relaxed);
+        self.review_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl Engine {
+    /// Builds an engine with these policies.
+    pub fn new(config: EngineConfig, policies: Vec<LoadedPolicy>) -> Self {
+        Self {
+            inner: Arc::new(EngineInner {
+                caches: cache::Caches::new(&config.cache),
+                referrers: Arc::new(Referrers::new(config.client.clone())),
+                config,
+                policies: RwLock::new(Arc::new(policies)),
+                reviews: AtomicU64::new(0),
+                review_micros: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The current policies.
+    pub fn policies(&self) -> Arc<Vec<LoadedPolicy>> {
+        self.inner.policies()
+    }
+
     /// Replaces the policies (reload). Cached decisions of changed policies stop matching because
-    /// cache keys include each policy's content hash.
+    /// cache keys include each policy's content hash. Reviews already running keep the snapshot they
+    /// started with.
     pub fn replace_policies(&self, policies: Vec<LoadedPolicy>) {
         let new = Arc::new(policies);
-        match self.policies.write() {
+        match self.inner.policies.write() {
             Ok(mut p) => *p = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
@@ -203,44 +230,41 @@ impl Engine {
 
     /// Drops every cached decision and tag resolution.
     pub fn clear_cache(&self) {
-        self.caches.clear();
+        self.inner.caches.clear();
     }
 
     /// Counters since start.
     pub fn stats(&self) -> EngineStats {
-        let (hits, misses, tag_hits, tag_misses) = self.caches.counters();
+        let inner = &self.inner;
+        let (hits, misses, tag_hits, tag_misses) = inner.caches.counters();
         EngineStats {
             cache_hits: hits,
             cache_misses: misses,
-            registry_requests: self.config.client.request_count(),
+            registry_requests: inner.config.client.request_count(),
             tag_cache_hits: tag_hits,
             tag_cache_misses: tag_misses,
-            cache_entries: self.caches.entries(),
-            reviews: self.reviews.load(Ordering::Relaxed),
-            review_micros: self.review_micros.load(Ordering::Relaxed),
+            cache_entries: inner.caches.entries(),
+            reviews: inner.reviews.load(Ordering::Relaxed),
+            review_micros: inner.review_micros.load(Ordering::Relaxed),
         }
-    }
-
-    fn record_review(&self, took: Duration) {
-        self.reviews.fetch_add(1, Ordering::Relaxed);
-        self.review_micros.fetch_add(
-            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
     }
 
     /// The mutating path: verifies every image matched by a `verifyImages` rule (all images of the
     /// resource in parallel, by digest, under the request deadline) and returns the per-rule results,
     /// whether the request is blocked, and the JSON patch (annotation first, then digest pins).
+    ///
+    /// Each image is verified in its own tokio task, so the CPU work of the images (JSON, base64,
+    /// signature and certificate checks) spreads over the runtime's worker threads; this must be
+    /// called inside a tokio runtime. Dropping the returned future aborts those tasks.
     pub async fn mutate(&self, request: &ReviewRequest) -> Review {
-        self.run_mutate(request).await
+        run::run_mutate(&self.inner, request).await
     }
 
     /// The validating path: `verifyDigest` (image must carry a digest) and `required` (the sigil
     /// annotation must record `pass`/`skip` for the image). The annotation never lets an image skip
     /// verification in [`Engine::mutate`].
     pub async fn validate(&self, request: &ReviewRequest) -> Review {
-        self.run_validate(request)
+        self.inner.run_validate(request)
     }
 }
 

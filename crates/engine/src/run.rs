@@ -2,14 +2,26 @@
 //!
 //! Mutate: collect every (policy, rule, `verifyImages` entry, image) that applies; group them by image
 //! string so each image is resolved (tag → digest, cached for the tag TTL) once per review; verify all
-//! images in parallel (bounded) under one deadline, each (rule entry, digest) through the decision
-//! cache; then build results, the blocking decision, the deny message, warnings and the JSON patch
-//! (annotation ops first, then digest pins).
+//! images in parallel under one deadline, each (rule entry, digest) through the decision cache; then
+//! build results, the blocking decision, the deny message, warnings and the JSON patch (annotation
+//! ops first, then digest pins).
+//!
+//! Parallelism: every image job is its own tokio task (a [`JoinSet`], at most
+//! [`crate::EngineConfig::max_parallel_images`] running), and the distinct decisions of one image
+//! (other rules, entries, policies) are tasks of their own, so the CPU work of a review (JSON,
+//! base64, signature and certificate checks) spreads over the runtime's worker threads instead of
+//! running on the caller's. The tasks own what they use: the policy snapshot (`Arc<Vec<LoadedPolicy>>`,
+//! addressed by index), the engine (`Arc<EngineInner>`) and the review's [`Fetcher`] (its memo of
+//! fetched material is shared by all tasks of the review). At the deadline the unfinished tasks are
+//! aborted and their units reported as errors, never as passes; dropping the review aborts them too.
+//! A review of a single image runs it inline (no task to spawn).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use tokio::task::JoinSet;
+
 use serde_json::{Value, json};
 use sigil_oci::{Digest, Reference};
 use sigil_policy::image::ImageInfo;
@@ -24,12 +36,16 @@ use crate::review::{
     VERIFY_IMAGES_ANNOTATION,
 };
 use crate::verify::{VerifyEnv, verify_image};
-use crate::{Engine, RegistryFailure};
+use crate::{EngineInner, RegistryFailure};
 
 /// One rule of one policy that applies to the resource.
 struct RulePlan<'a> {
     policy: &'a LoadedPolicy,
     rule: &'a CompiledRule,
+    /// Index of `policy` in the snapshot.
+    policy_index: usize,
+    /// Index of `rule` in the policy.
+    rule_index: usize,
     name: String,
     /// Per image slot: (verifyImages index, extracted image, pending outcome).
     slots: Vec<Slot>,
@@ -97,7 +113,7 @@ fn plan<'a>(policies: &'a [LoadedPolicy], request: &ReviewRequest) -> Vec<RulePl
         .and_then(Value::as_str)
         .unwrap_or("");
     let mut plans = Vec::new();
-    for policy in policies {
+    for (policy_index, policy) in policies.iter().enumerate() {
         let p = &policy.policy;
         if !p.admission {
             continue;
@@ -107,13 +123,15 @@ fn plan<'a>(policies: &'a [LoadedPolicy], request: &ReviewRequest) -> Vec<RulePl
         {
             continue;
         }
-        for rule in &p.rules {
+        for (rule_index, rule) in p.rules.iter().enumerate() {
             if !rule.applies_to(p, &request.resource, &request.namespace, request.operation) {
                 continue;
             }
             let mut plan = RulePlan {
                 policy,
                 rule,
+                policy_index,
+                rule_index,
                 name: rule_name(rule, policy, kind),
                 slots: Vec::new(),
                 rule_outcome: None,
@@ -259,13 +277,60 @@ fn operation_name(op: Operation) -> &'static str {
     }
 }
 
+/// Where a unit's `verifyImages` entry lives in the review's policy snapshot, owned so that the
+/// image's task can look it up without borrowing from the review.
+#[derive(Clone)]
+struct UnitSpec {
+    /// (plan index, slot index) of the unit in the review.
+    at: (usize, usize),
+    /// Index of the policy in the snapshot.
+    policy: usize,
+    /// Index of the rule in the policy.
+    rule: usize,
+    /// Index of the `verifyImages` entry in the rule.
+    vi: usize,
+    /// The rule name as reported (autogen names included).
+    rule_name: String,
+}
+
 /// Work for one unique image string.
 struct ImageJob {
     image: String,
     /// Unchanged digest-pinned image on UPDATE: no verification.
     unchanged: bool,
-    /// (plan index, slot index) pairs waiting for this image.
-    units: Vec<(usize, usize)>,
+    /// The units waiting for this image.
+    units: Vec<UnitSpec>,
+}
+
+/// What every task of one review shares (owned, so the tasks are `'static`).
+struct ReviewCtx {
+    engine: Arc<EngineInner>,
+    /// The policy snapshot the review started with.
+    policies: Arc<Vec<LoadedPolicy>>,
+    /// The review's memo of fetched material.
+    fetcher: Fetcher,
+    deadline: Instant,
+}
+
+impl ReviewCtx {
+    /// The `verifyImages` entry of a unit.
+    fn verify_image(&self, u: &UnitSpec) -> Option<&VerifyImage> {
+        self.policies
+            .get(u.policy)?
+            .policy
+            .rules
+            .get(u.rule)?
+            .verify_images
+            .get(u.vi)
+    }
+
+    /// The content hash of a unit's policy.
+    fn policy_hash(&self, u: &UnitSpec) -> String {
+        self.policies
+            .get(u.policy)
+            .map(|p| p.content_hash.clone())
+            .unwrap_or_default()
+    }
 }
 
 fn deadline_error(timeout: Duration) -> Verified {
@@ -283,216 +348,358 @@ fn deadline_error(timeout: Duration) -> Verified {
     }
 }
 
-impl Engine {
-    pub(crate) async fn run_mutate(&self, request: &ReviewRequest) -> Review {
-        if matches!(request.operation, Operation::Delete | Operation::Connect) {
-            return Review::default();
-        }
-        let policies = self.policies();
-        let mut plans = plan(&policies, request);
-        let timeout = request.timeout.unwrap_or(self.config.default_timeout);
-        let started = Instant::now();
-        let deadline = started + timeout;
-        let fetcher = Fetcher::new(
-            self.config.client.clone(),
-            self.referrers.clone(),
-            self.config.retry,
-            deadline,
-        );
+fn internal_error(why: &str) -> Verified {
+    Verified {
+        status: RuleStatus::Error,
+        message: format!("internal: {why}"),
+        digest: None,
+        cached: false,
+        trace: Vec::new(),
+        error: Some(ErrorKind::Other),
+    }
+}
 
-        // Group pending slots by image string.
-        let mut jobs: Vec<ImageJob> = Vec::new();
-        let mut by_image: HashMap<String, usize> = HashMap::new();
-        for (pi, p) in plans.iter().enumerate() {
-            for (si, s) in p.slots.iter().enumerate() {
-                if !matches!(s.outcome, SlotOutcome::Pending) {
-                    continue;
-                }
-                let j = *by_image.entry(s.image.clone()).or_insert_with(|| {
-                    let unchanged = request.operation == Operation::Update
-                        && s.image.contains('@')
-                        && request
-                            .old_resource
-                            .as_ref()
-                            .and_then(|o| o.pointer(&s.pointer))
-                            .and_then(Value::as_str)
-                            == Some(s.image.as_str());
-                    jobs.push(ImageJob {
-                        image: s.image.clone(),
-                        unchanged,
-                        units: Vec::new(),
-                    });
-                    jobs.len() - 1
-                });
-                jobs[j].units.push((pi, si));
+/// The mutating review (see [`crate::Engine::mutate`]): plans on the caller's task, verifies each
+/// image in its own task (bounded by `max_parallel_images`), assembles on the caller's task.
+pub(crate) async fn run_mutate(engine: &Arc<EngineInner>, request: &ReviewRequest) -> Review {
+    if matches!(request.operation, Operation::Delete | Operation::Connect) {
+        return Review::default();
+    }
+    let policies = engine.policies();
+    let mut plans = plan(&policies, request);
+    let timeout = request.timeout.unwrap_or(engine.config.default_timeout);
+    let started = Instant::now();
+    let deadline = started + timeout;
+
+    // Group pending slots by image string.
+    let mut jobs: Vec<ImageJob> = Vec::new();
+    let mut by_image: HashMap<String, usize> = HashMap::new();
+    for (pi, p) in plans.iter().enumerate() {
+        for (si, s) in p.slots.iter().enumerate() {
+            if !matches!(s.outcome, SlotOutcome::Pending) {
+                continue;
             }
+            let j = *by_image.entry(s.image.clone()).or_insert_with(|| {
+                let unchanged = request.operation == Operation::Update
+                    && s.image.contains('@')
+                    && request
+                        .old_resource
+                        .as_ref()
+                        .and_then(|o| o.pointer(&s.pointer))
+                        .and_then(Value::as_str)
+                        == Some(s.image.as_str());
+                jobs.push(ImageJob {
+                    image: s.image.clone(),
+                    unchanged,
+                    units: Vec::new(),
+                });
+                jobs.len() - 1
+            });
+            jobs[j].units.push(UnitSpec {
+                at: (pi, si),
+                policy: p.policy_index,
+                rule: p.rule_index,
+                vi: s.vi,
+                rule_name: p.name.clone(),
+            });
         }
+    }
 
-        let env = VerifyEnv {
-            fetcher: &fetcher,
-            trusted_roots: &self.config.trusted_roots,
-        };
-        let plans_ref = &plans;
-        let env_ref = &env;
-        // The futures are collected first: a closure inside the stream type would make the review
-        // future lose `Send` (higher-ranked lifetime inference).
-        let futs: Vec<_> = jobs
+    let mut verified: HashMap<(usize, usize), Verified> = HashMap::new();
+    if !jobs.is_empty() {
+        let ctx = Arc::new(ReviewCtx {
+            engine: Arc::clone(engine),
+            policies: Arc::clone(&policies),
+            fetcher: Fetcher::new(
+                engine.config.client.clone(),
+                engine.referrers.clone(),
+                engine.config.retry,
+                deadline,
+            ),
+            deadline,
+        });
+        let units: Vec<Vec<(usize, usize)>> = jobs
             .iter()
-            .enumerate()
-            .map(|(ji, job)| async move {
-                let out = tokio::time::timeout_at(
-                    deadline.into(),
-                    self.run_image_job(job, plans_ref, env_ref, deadline),
-                )
-                .await
-                .unwrap_or_else(|_| vec![deadline_error(timeout); job.units.len()]);
-                (ji, out)
-            })
+            .map(|j| j.units.iter().map(|u| u.at).collect())
             .collect();
-        let results: Vec<(usize, Vec<Verified>)> = futures::stream::iter(futs)
-            .buffer_unordered(self.config.max_parallel_images.max(1))
-            .collect()
-            .await;
-        let mut verified: HashMap<(usize, usize), Verified> = HashMap::new();
-        for (ji, outs) in results {
-            for (unit, v) in jobs[ji].units.iter().zip(outs) {
+        let outcomes = run_jobs(&ctx, jobs, engine.config.max_parallel_images.max(1)).await;
+        for (ji, out) in outcomes.into_iter().enumerate() {
+            let n = units[ji].len();
+            let outs = match out {
+                JobOutcome::Done(v) => v,
+                JobOutcome::Deadline => vec![deadline_error(timeout); n],
+                JobOutcome::Lost(why) => vec![internal_error(&why); n],
+            };
+            for (unit, v) in units[ji].iter().zip(outs) {
                 verified.insert(*unit, v);
             }
         }
-        let review = self.assemble(&mut plans, &verified, request);
-        self.record_review(started.elapsed());
-        review
     }
+    let review = engine.assemble(&mut plans, &verified, request);
+    engine.record_review(started.elapsed());
+    review
+}
 
-    /// Resolves the image once, then decides every unit of it (concurrently; identical keys coalesce).
-    async fn run_image_job(
-        &self,
-        job: &ImageJob,
-        plans: &[RulePlan<'_>],
-        env: &VerifyEnv<'_>,
-        deadline: Instant,
-    ) -> Vec<Verified> {
-        let n = job.units.len();
-        let reference = match Reference::parse(&job.image) {
-            Ok(r) => r,
-            Err(e) => {
-                return vec![
-                    Verified {
-                        status: RuleStatus::Error,
-                        message: format!("invalid image reference {:?}: {e}", job.image),
-                        digest: None,
-                        cached: false,
-                        trace: Vec::new(),
-                        error: Some(ErrorKind::Other),
-                    };
-                    n
-                ];
+/// How an image job ended.
+enum JobOutcome {
+    /// One result per unit.
+    Done(Vec<Verified>),
+    /// Not finished at the deadline (aborted, or never started).
+    Deadline,
+    /// The task panicked or was cancelled.
+    Lost(String),
+}
+
+/// Runs every job as its own task, at most `limit` at once; a job unfinished at the deadline is
+/// aborted and reported as [`JobOutcome::Deadline`]. Outcomes are in job order.
+async fn run_jobs(ctx: &Arc<ReviewCtx>, mut jobs: Vec<ImageJob>, limit: usize) -> Vec<JobOutcome> {
+    if jobs.len() == 1
+        && let Some(job) = jobs.pop()
+    {
+        // One image: nothing to spread, so no task (the cached path stays as cheap as it was).
+        let out =
+            tokio::time::timeout_at(ctx.deadline.into(), run_image_job(Arc::clone(ctx), job)).await;
+        return vec![out.map_or(JobOutcome::Deadline, JobOutcome::Done)];
+    }
+    let mut outcomes: Vec<Option<JobOutcome>> = jobs.iter().map(|_| None).collect();
+    let mut queue = jobs.into_iter().enumerate();
+    // Dropped (aborting every task) when the review future is dropped.
+    let mut set: JoinSet<(usize, Vec<Verified>)> = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let spawn = |set: &mut JoinSet<_>, running: &mut HashMap<_, _>, ji: usize, job: ImageJob| {
+        let ctx = Arc::clone(ctx);
+        let handle = set.spawn(async move { (ji, run_image_job(ctx, job).await) });
+        running.insert(handle.id(), ji);
+    };
+    for (ji, job) in queue.by_ref().take(limit) {
+        spawn(&mut set, &mut running, ji, job);
+    }
+    loop {
+        match tokio::time::timeout_at(ctx.deadline.into(), set.join_next_with_id()).await {
+            Ok(Some(Ok((id, (ji, out))))) => {
+                running.remove(&id);
+                if let Some(slot) = outcomes.get_mut(ji) {
+                    *slot = Some(JobOutcome::Done(out));
+                }
             }
-        };
-        if job.unchanged {
+            Ok(Some(Err(e))) => {
+                if let Some(ji) = running.remove(&e.id())
+                    && let Some(slot) = outcomes.get_mut(ji)
+                {
+                    tracing::error!(error = %e, "image verification task failed");
+                    *slot = Some(JobOutcome::Lost(format!(
+                        "image verification task failed: {e}"
+                    )));
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                // Deadline: abandon what runs; unfinished and unstarted jobs are errors.
+                set.abort_all();
+                break;
+            }
+        }
+        if let Some((ji, job)) = queue.next() {
+            spawn(&mut set, &mut running, ji, job);
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(JobOutcome::Deadline))
+        .collect()
+}
+
+/// Resolves the image once, then decides every unit of it (distinct decisions in their own tasks;
+/// identical keys coalesce).
+async fn run_image_job(ctx: Arc<ReviewCtx>, job: ImageJob) -> Vec<Verified> {
+    let n = job.units.len();
+    let reference = match Reference::parse(&job.image) {
+        Ok(r) => r,
+        Err(e) => {
             return vec![
                 Verified {
-                    status: RuleStatus::Pass,
-                    message: "digest-pinned image unchanged on UPDATE: not verified again".into(),
-                    digest: reference.digest.clone(),
+                    status: RuleStatus::Error,
+                    message: format!("invalid image reference {:?}: {e}", job.image),
+                    digest: None,
                     cached: false,
                     trace: Vec::new(),
-                    error: None,
+                    error: Some(ErrorKind::Other),
                 };
                 n
             ];
         }
-        let digest = match self.resolve(&reference, env.fetcher).await {
-            Ok(d) => d,
-            Err((status, message, error)) => {
-                return vec![
-                    Verified {
-                        status,
-                        message,
-                        digest: None,
-                        cached: false,
-                        trace: Vec::new(),
-                        error,
-                    };
-                    n
-                ];
-            }
-        };
-        let pinned = reference.with_digest(digest.clone());
-        let resolved_step = TraceStep {
-            path: "image".into(),
-            status: RuleStatus::Pass,
-            detail: match &reference.digest {
-                Some(_) => format!("{} is digest-pinned", job.image),
-                None => format!("{} resolved to {digest}", job.image),
-            },
-        };
-        // Identical (policy, rule, entry) units of this image (e.g. two containers) are decided once.
-        let mut keys: Vec<(DecisionKey, usize, usize)> = Vec::new();
-        let mut unit_key: Vec<usize> = Vec::with_capacity(n);
-        for &(pi, si) in &job.units {
-            let plan = &plans[pi];
-            let key = DecisionKey {
-                policy_hash: plan.policy.content_hash.clone(),
-                rule: plan.name.clone(),
-                verify_index: plan.slots[si].vi,
-                image: format!("{}@{digest}", pinned.repository_name()),
+    };
+    if job.unchanged {
+        return vec![
+            Verified {
+                status: RuleStatus::Pass,
+                message: "digest-pinned image unchanged on UPDATE: not verified again".into(),
+                digest: reference.digest.clone(),
+                cached: false,
+                trace: Vec::new(),
+                error: None,
             };
-            match keys.iter().position(|(k, _, _)| k == &key) {
-                Some(i) => unit_key.push(i),
-                None => {
-                    unit_key.push(keys.len());
-                    keys.push((key, pi, si));
-                }
+            n
+        ];
+    }
+    let digest = match ctx.engine.resolve(&reference, &ctx.fetcher).await {
+        Ok(d) => d,
+        Err((status, message, error)) => {
+            return vec![
+                Verified {
+                    status,
+                    message,
+                    digest: None,
+                    cached: false,
+                    trace: Vec::new(),
+                    error,
+                };
+                n
+            ];
+        }
+    };
+    let pinned = Arc::new(reference.with_digest(digest.clone()));
+    let resolved_step = TraceStep {
+        path: "image".into(),
+        status: RuleStatus::Pass,
+        detail: match &reference.digest {
+            Some(_) => format!("{} is digest-pinned", job.image),
+            None => format!("{} resolved to {digest}", job.image),
+        },
+    };
+    // Identical (policy, rule, entry) units of this image (e.g. two containers) are decided once.
+    let mut keys: Vec<(DecisionKey, UnitSpec)> = Vec::new();
+    let mut unit_key: Vec<usize> = Vec::with_capacity(n);
+    for unit in &job.units {
+        let key = DecisionKey {
+            policy_hash: ctx.policy_hash(unit),
+            rule: unit.rule_name.clone(),
+            verify_index: unit.vi,
+            image: format!("{}@{digest}", pinned.repository_name()),
+        };
+        match keys.iter().position(|(k, _)| k == &key) {
+            Some(i) => unit_key.push(i),
+            None => {
+                unit_key.push(keys.len());
+                keys.push((key, unit.clone()));
             }
         }
-        let decisions = keys.into_iter().map(|(key, pi, si)| {
-            let plan = &plans[pi];
-            let vi = &plan.rule.verify_images[plan.slots[si].vi];
-            let pinned = &pinned;
-            let digest = &digest;
-            let resolved_step = resolved_step.clone();
-            async move {
-                let lookup = self
-                    .caches
-                    .decide(key, vi.use_cache, async {
-                        let remaining = deadline.saturating_duration_since(Instant::now());
-                        if remaining.is_zero() {
-                            return Decision::error(
-                                ErrorKind::Registry,
-                                "review deadline passed before verification",
-                                Vec::new(),
-                            );
-                        }
-                        verify_image(env, vi, pinned, digest).await
-                    })
-                    .await;
-                let d = &lookup.decision;
-                let mut trace = vec![resolved_step];
-                trace.push(TraceStep {
-                    path: format!("{} ({})", vi.path, plan.name),
-                    status: d.status,
-                    detail: if lookup.cached {
-                        format!("from the decision cache: {}", d.message)
-                    } else {
-                        d.message.clone()
-                    },
-                });
-                trace.extend(d.trace.iter().cloned());
-                Verified {
-                    status: d.status,
-                    message: d.message.clone(),
-                    digest: Some(digest.clone()),
-                    cached: lookup.cached,
-                    trace,
-                    error: d.error,
-                }
-            }
-        });
-        let decided = futures::future::join_all(decisions).await;
-        unit_key.into_iter().map(|i| decided[i].clone()).collect()
     }
+    let decided: Vec<Verified> = if keys.len() == 1 {
+        let mut decided = Vec::with_capacity(1);
+        for (key, unit) in keys {
+            decided.push(
+                decide_unit(
+                    Arc::clone(&ctx),
+                    key,
+                    unit,
+                    Arc::clone(&pinned),
+                    resolved_step.clone(),
+                )
+                .await,
+            );
+        }
+        decided
+    } else {
+        // Independent decisions of one image (other rules, entries or policies) in their own
+        // tasks; they share the review's memo of fetched material. Dropping the set (the image
+        // task was aborted) aborts them.
+        let mut set = JoinSet::new();
+        let count = keys.len();
+        for (i, (key, unit)) in keys.into_iter().enumerate() {
+            let fut = decide_unit(
+                Arc::clone(&ctx),
+                key,
+                unit,
+                Arc::clone(&pinned),
+                resolved_step.clone(),
+            );
+            set.spawn(async move { (i, fut.await) });
+        }
+        let mut decided: Vec<Option<Verified>> = vec![None; count];
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok((i, v)) => {
+                    if let Some(slot) = decided.get_mut(i) {
+                        *slot = Some(v);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "decision task failed"),
+            }
+        }
+        decided
+            .into_iter()
+            .map(|d| d.unwrap_or_else(|| internal_error("decision task failed")))
+            .collect()
+    };
+    unit_key
+        .into_iter()
+        .map(|i| {
+            decided
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| internal_error("decision missing"))
+        })
+        .collect()
+}
 
+/// One decision (through the decision cache) for one unit of an image, with its trace.
+async fn decide_unit(
+    ctx: Arc<ReviewCtx>,
+    key: DecisionKey,
+    unit: UnitSpec,
+    pinned: Arc<Reference>,
+    resolved_step: TraceStep,
+) -> Verified {
+    let Some(vi) = ctx.verify_image(&unit) else {
+        return internal_error("verifyImages entry not found in the policy snapshot");
+    };
+    let Some(digest) = pinned.digest.clone() else {
+        return internal_error("image not pinned to a digest");
+    };
+    let env = VerifyEnv {
+        fetcher: &ctx.fetcher,
+        trusted_roots: &ctx.engine.config.trusted_roots,
+    };
+    let deadline = ctx.deadline;
+    let lookup = ctx
+        .engine
+        .caches
+        .decide(key, vi.use_cache, async {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Decision::error(
+                    ErrorKind::Registry,
+                    "review deadline passed before verification",
+                    Vec::new(),
+                );
+            }
+            verify_image(&env, vi, &pinned, &digest).await
+        })
+        .await;
+    let d = &lookup.decision;
+    let mut trace = vec![resolved_step];
+    trace.push(TraceStep {
+        path: format!("{} ({})", vi.path, unit.rule_name),
+        status: d.status,
+        detail: if lookup.cached {
+            format!("from the decision cache: {}", d.message)
+        } else {
+            d.message.clone()
+        },
+    });
+    trace.extend(d.trace.iter().cloned());
+    Verified {
+        status: d.status,
+        message: d.message.clone(),
+        digest: Some(digest),
+        cached: lookup.cached,
+        trace,
+        error: d.error,
+    }
+}
+
+impl EngineInner {
     /// Tag → digest (cached for the tag TTL; a digest reference needs no request).
     async fn resolve(
         &self,
@@ -797,7 +1004,7 @@ pub(crate) fn escape_pointer(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // validate
 
-impl Engine {
+impl EngineInner {
     pub(crate) fn run_validate(&self, request: &ReviewRequest) -> Review {
         let mut review = Review::default();
         if matches!(request.operation, Operation::Delete | Operation::Connect) {
