@@ -344,7 +344,15 @@ async fn delay_proxy(
             }
         });
         while let Some((due, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(due.into()).await;
+            // tokio's timer has a 1 ms tick and rounds up (a 2 ms sleep takes ~3 ms): sleep to just
+            // before the due time, then yield until it has passed.
+            let early = due.checked_sub(Duration::from_millis(1)).unwrap_or(due);
+            if early > Instant::now() {
+                tokio::time::sleep_until(early.into()).await;
+            }
+            while Instant::now() < due {
+                tokio::task::yield_now().await;
+            }
             if w.write_all(&chunk).await.is_err() {
                 return;
             }
