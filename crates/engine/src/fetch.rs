@@ -277,6 +277,91 @@ impl Fetcher {
         .map_err(|e| FetchError::from_artifacts(&e))
     }
 
+    /// The data of an image for a rule's `imageRegistry` context entry (Kyverno's shape): its
+    /// manifest (the `linux/amd64` one when `reference` names an index, which is then the
+    /// `manifestList`) and config blob, each digest-verified.
+    pub(crate) async fn image_data(
+        &self,
+        reference: &str,
+    ) -> Result<sigil_policy::context::ImageData, FetchError> {
+        let parsed = Reference::parse(reference).map_err(|e| {
+            FetchError::Other(format!("invalid image reference {reference:?}: {e}"))
+        })?;
+        let get = |at: Reference| async move {
+            retry(&self.retry, Some(self.deadline), || {
+                self.client.get_manifest(&at)
+            })
+            .await
+            .map_err(|e| {
+                if e.is_not_found() {
+                    FetchError::Other(format!("{at}: manifest unknown"))
+                } else {
+                    FetchError::from_client(&e)
+                }
+            })
+        };
+        let top = get(parsed.clone()).await?;
+        let parse_json = |bytes: &[u8], what: &str| {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .map_err(|e| FetchError::Other(format!("{reference}: {what} is not JSON: {e}")))
+        };
+        let (manifest_list, image_manifest) =
+            match Manifest::parse(&top.bytes, Some(&top.media_type)) {
+                Ok((Manifest::Image(_), _)) => (None, top.clone()),
+                Ok((Manifest::Index(_), _)) => {
+                    let platform = sigil_oci::Platform::parse("linux/amd64")
+                        .map_err(|e| FetchError::Other(e.to_string()))?;
+                    let chosen = sigil_client::resolve_platform(&top.bytes, &platform)
+                        .map_err(|e| FetchError::Other(format!("{reference}: {e}")))?;
+                    let child = get(parsed.with_digest(chosen.digest)).await?;
+                    (Some(parse_json(&top.bytes, "the index")?), child)
+                }
+                Ok(_) => {
+                    return Err(FetchError::Other(format!(
+                        "{reference}: not an image or index ({})",
+                        top.media_type
+                    )));
+                }
+                Err(e) => return Err(FetchError::Other(format!("{reference}: {e}"))),
+            };
+        let config = match Manifest::parse(&image_manifest.bytes, Some(&image_manifest.media_type))
+        {
+            Ok((Manifest::Image(m), _)) => m.config,
+            _ => {
+                return Err(FetchError::Other(format!(
+                    "{reference}: the platform manifest is not an image manifest"
+                )));
+            }
+        };
+        let at = parsed.with_digest(image_manifest.digest.clone());
+        let blob = retry(&self.retry, Some(self.deadline), || {
+            self.client
+                .get_blob_bytes(&at, &config.digest, sigil_client::image::MAX_CONFIG_BYTES)
+        })
+        .await
+        .map_err(|e| FetchError::from_client(&e))?;
+        if config.digest.verify(&blob).is_err() {
+            return Err(FetchError::Other(format!(
+                "{reference}: config blob does not match its digest {}",
+                config.digest
+            )));
+        }
+        Ok(sigil_policy::context::ImageData {
+            image: reference.to_owned(),
+            resolved_image: format!("{}@{}", parsed.repository_name(), top.digest),
+            registry: parsed.registry.clone(),
+            repository: parsed.repository.clone(),
+            identifier: match (&parsed.digest, &parsed.tag) {
+                (Some(d), _) => d.to_string(),
+                (None, Some(t)) => t.clone(),
+                (None, None) => "latest".to_owned(),
+            },
+            manifest_list,
+            manifest: parse_json(&image_manifest.bytes, "the manifest")?,
+            config_data: parse_json(&blob, "the config")?,
+        })
+    }
+
     /// The layers of the image manifest at `at`; `None` when it does not exist.
     async fn manifest(&self, at: &Reference) -> Result<Option<Vec<Descriptor>>, FetchError> {
         let fetched = match retry(&self.retry, Some(self.deadline), || {

@@ -12,6 +12,16 @@
 //!   autogen `autogen-<rule>` / `autogen-cronjob-<rule>`, preconditions) contributes its images
 //!   matched by `imageReferences` (`skipImageReferences` → `skip`); unsupported key sources are
 //!   **errors**, never passes;
+//! - rule `context` entries are evaluated in order before preconditions: `variable` offline,
+//!   `imageRegistry` through the engine's client (counted in [`EngineStats::registry_requests`],
+//!   inside the deadline); `configMap`/`apiCall`/`globalReference` are rule errors naming their path.
+//!   `verifyImages` entries with `{{ }}` variables are substituted and compiled again per request
+//!   (attestation conditions and `validate.deny` see the context entries); an unresolved variable is
+//!   an error, and decisions of substituted entries are cached under a fingerprint of the context;
+//! - the failure action of an entry is its own `failureAction`, else the first
+//!   `validationFailureActionOverrides` entry naming the request's namespace, else
+//!   `validationFailureAction`; with `applyRules: One` a policy's rules after the first one that
+//!   applied (a pass or a fail) are dropped from the review (they are verified, not reported);
 //! - `type: Cosign` and `SigstoreBundle` verify through [`sigil_cosign`]; `type: Notary` through
 //!   [`sigil_notary`] (Kyverno's mapping: `certificates` entries as `ca` trust anchors; attestations
 //!   are Notary-signed referrers whose layer JSON `conditions` evaluate);
@@ -264,7 +274,7 @@ impl Engine {
     /// annotation must record `pass`/`skip` for the image). The annotation never lets an image skip
     /// verification in [`Engine::mutate`].
     pub async fn validate(&self, request: &ReviewRequest) -> Review {
-        self.inner.run_validate(request)
+        self.inner.run_validate(request).await
     }
 }
 

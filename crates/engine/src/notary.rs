@@ -314,7 +314,10 @@ async fn attestation_entry(
     };
     let mut first = None;
     for a in list.iter() {
-        let data = condition_data(a);
+        let mut data = condition_data(a);
+        if let Some(c) = env.context {
+            sigil_policy::context::merge_context(&mut data, c);
+        }
         match evaluate_all(&att.conditions, &data) {
             Ok(o) if o.passed => {}
             Ok(o) => {
@@ -466,5 +469,5 @@ pub(crate) async fn verify_image(
         }
         notes.push(format!("Notary attestation {} verified", att.type_));
     }
-    conclude(vi, named, notes, trace)
+    conclude(vi, named, env.context, notes, trace)
 }

@@ -24,8 +24,10 @@ use tokio::task::JoinSet;
 
 use serde_json::{Value, json};
 use sigil_oci::{Digest, Reference};
+use sigil_policy::context::{ContextSource, set_entry};
 use sigil_policy::image::ImageInfo;
 use sigil_policy::matching::Operation;
+use sigil_policy::model::ApplyRules;
 use sigil_policy::model::{FailureAction, FailurePolicy, PolicyKind};
 use sigil_policy::{CompiledRule, ImageMatch, VerifyImage};
 
@@ -51,6 +53,104 @@ struct RulePlan<'a> {
     slots: Vec<Slot>,
     /// A rule-level outcome (error, skip) replacing per-image results.
     rule_outcome: Option<(RuleStatus, String, Option<ErrorKind>)>,
+    /// The rule's `context` entries (an object), when it has any.
+    context: Option<Arc<Value>>,
+    /// Per `verifyImages` entry: the entry with its variables substituted, when it has any.
+    substituted: Vec<Option<Arc<VerifyImage>>>,
+    /// Fingerprint of the context entries and substituted entries (part of decision cache keys).
+    variant: Option<String>,
+}
+
+impl RulePlan<'_> {
+    /// The `verifyImages` entry `j` as evaluated for this request (substituted when it has
+    /// variables).
+    fn vi(&self, j: usize) -> &VerifyImage {
+        match self.substituted.get(j) {
+            Some(Some(v)) => v,
+            _ => &self.rule.verify_images[j],
+        }
+    }
+
+    /// Whether the rule "applied" in Kyverno's sense (`applyRules: One`): a result that is a pass
+    /// or a fail.
+    fn applied(status: RuleStatus) -> bool {
+        matches!(status, RuleStatus::Pass | RuleStatus::Fail)
+    }
+}
+
+/// Evaluates a rule's `context` entries in order into `data` (which holds `request`); returns the
+/// entries alone (an object). Errors name the entry; registry failures are [`ErrorKind::Registry`].
+async fn load_context(
+    rule: &CompiledRule,
+    data: &mut Value,
+    fetcher: &Fetcher,
+) -> Result<Value, (String, ErrorKind)> {
+    let mut entries = Value::Object(serde_json::Map::new());
+    for entry in &rule.context {
+        if let Some(e) = entry.needs_cluster_error() {
+            return Err((e.to_string(), ErrorKind::Other));
+        }
+        let value = match &entry.source {
+            ContextSource::Variable { .. } => entry
+                .eval_variable(data)
+                .map_err(|e| (e.to_string(), ErrorKind::Other))?,
+            ContextSource::ImageRegistry { .. } => {
+                let req = entry
+                    .image_registry_request(data)
+                    .map_err(|e| (e.to_string(), ErrorKind::Other))?;
+                let fetched = tokio::time::timeout_at(
+                    fetcher.deadline().into(),
+                    fetcher.image_data(&req.reference),
+                )
+                .await
+                .map_err(|_| {
+                    (
+                        format!(
+                            "{}.imageRegistry: {}: the review deadline passed",
+                            entry.path, req.reference
+                        ),
+                        ErrorKind::Registry,
+                    )
+                })?
+                .map_err(|e| match e {
+                    FetchError::Registry(m) => (
+                        format!("{}.imageRegistry: {m}", entry.path),
+                        ErrorKind::Registry,
+                    ),
+                    FetchError::Other(m) => (
+                        format!("{}.imageRegistry: {m}", entry.path),
+                        ErrorKind::Other,
+                    ),
+                })?;
+                entry
+                    .finish_image_registry(&req, &fetched)
+                    .map_err(|e| (e.to_string(), ErrorKind::Other))?
+            }
+            ContextSource::NeedsCluster { .. } => {
+                return Err((
+                    format!("{}: needs the Kubernetes API server", entry.path),
+                    ErrorKind::Other,
+                ));
+            }
+        };
+        set_entry(data, &entry.name, value.clone());
+        set_entry(&mut entries, &entry.name, value);
+    }
+    Ok(entries)
+}
+
+/// Hex SHA-256 of some text (cache key fingerprints).
+fn fingerprint(parts: &[&Value]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
 }
 
 struct Slot {
@@ -105,8 +205,14 @@ fn has_verification(vi: &VerifyImage) -> bool {
     !vi.attestors.is_empty() || !vi.attestations.is_empty()
 }
 
-/// The rules that apply, with their images matched to `verifyImages` entries.
-fn plan<'a>(policies: &'a [LoadedPolicy], request: &ReviewRequest) -> Vec<RulePlan<'a>> {
+/// The rules that apply, with their images matched to `verifyImages` entries. Rule `context`
+/// entries are evaluated here (in order, before preconditions; `imageRegistry` entries fetch through
+/// `fetcher`), and `verifyImages` entries with variables are substituted and compiled again.
+async fn plan<'a>(
+    policies: &'a [LoadedPolicy],
+    request: &ReviewRequest,
+    fetcher: &Fetcher,
+) -> Vec<RulePlan<'a>> {
     let kind = request
         .resource
         .get("kind")
@@ -135,26 +241,28 @@ fn plan<'a>(policies: &'a [LoadedPolicy], request: &ReviewRequest) -> Vec<RulePl
                 name: rule_name(rule, policy, kind),
                 slots: Vec::new(),
                 rule_outcome: None,
+                context: None,
+                substituted: vec![None; rule.verify_images.len()],
+                variant: None,
             };
+            let mut data = json!({"request": {
+                "object": request.resource,
+                "oldObject": request.old_resource,
+                "namespace": request.namespace,
+                "operation": operation_name(request.operation),
+            }});
             if !rule.context.is_empty() {
-                plan.rule_outcome = Some((
-                    RuleStatus::Error,
-                    format!(
-                        "{}.context: rule context entries are not supported yet",
-                        rule.path
-                    ),
-                    Some(ErrorKind::Other),
-                ));
-                plans.push(plan);
-                continue;
+                match load_context(rule, &mut data, fetcher).await {
+                    Ok(entries) => plan.context = Some(Arc::new(entries)),
+                    Err((message, kind)) => {
+                        plan.rule_outcome =
+                            Some((RuleStatus::Error, format!("context: {message}"), Some(kind)));
+                        plans.push(plan);
+                        continue;
+                    }
+                }
             }
             if let Some(pre) = &rule.preconditions {
-                let data = json!({"request": {
-                    "object": request.resource,
-                    "oldObject": request.old_resource,
-                    "namespace": request.namespace,
-                    "operation": operation_name(request.operation),
-                }});
                 match pre.evaluate(&data) {
                     Ok(o) if o.passed => {}
                     Ok(o) => {
@@ -189,7 +297,37 @@ fn plan<'a>(policies: &'a [LoadedPolicy], request: &ReviewRequest) -> Vec<RulePl
                     continue;
                 }
             };
-            for (vi_index, vi) in rule.verify_images.iter().enumerate() {
+            // Kyverno substitutes the rule body (but attestation conditions and `validate`) once
+            // the context is loaded: entries with variables are compiled again per request.
+            let mut substitution_errors: Vec<Option<String>> = vec![None; rule.verify_images.len()];
+            let mut fingerprint_parts: Vec<Value> = Vec::new();
+            if let Some(c) = &plan.context {
+                fingerprint_parts.push((**c).clone());
+            }
+            for (j, (slot, error)) in plan
+                .substituted
+                .iter_mut()
+                .zip(substitution_errors.iter_mut())
+                .enumerate()
+            {
+                if !rule.needs_substitution(j) {
+                    continue;
+                }
+                match rule.substituted_verify_image(j, &data) {
+                    Ok((vi, source)) => {
+                        *slot = Some(Arc::new(vi));
+                        fingerprint_parts.push(json!({ "verifyImages": j, "entry": source }));
+                    }
+                    Err(e) => *error = Some(e.to_string()),
+                }
+            }
+            if !fingerprint_parts.is_empty() {
+                let refs: Vec<&Value> = fingerprint_parts.iter().collect();
+                plan.variant = Some(fingerprint(&refs));
+            }
+            for (vi_index, compiled_vi) in rule.verify_images.iter().enumerate() {
+                let sub = plan.substituted[vi_index].clone();
+                let vi: &VerifyImage = sub.as_deref().unwrap_or(compiled_vi);
                 for img in &images {
                     let matched = match vi.match_image(&img.image) {
                         Ok(m) => m,
@@ -217,6 +355,14 @@ fn plan<'a>(policies: &'a [LoadedPolicy], request: &ReviewRequest) -> Vec<RulePl
                             digest: None,
                             error: None,
                         },
+                        ImageMatch::Verify if substitution_errors[vi_index].is_some() => {
+                            SlotOutcome::Done {
+                                status: RuleStatus::Error,
+                                message: substitution_errors[vi_index].clone().unwrap_or_default(),
+                                digest: None,
+                                error: Some(ErrorKind::Other),
+                            }
+                        }
                         ImageMatch::Verify => match unsupported(vi) {
                             Some(message) => SlotOutcome::Done {
                                 status: RuleStatus::Error,
@@ -291,6 +437,12 @@ struct UnitSpec {
     vi: usize,
     /// The rule name as reported (autogen names included).
     rule_name: String,
+    /// The entry with its variables substituted (replaces the snapshot's entry).
+    vi_override: Option<Arc<VerifyImage>>,
+    /// The rule's `context` entries, for attestation conditions and `validate.deny`.
+    context: Option<Arc<Value>>,
+    /// Fingerprint of the context and substitutions (part of the decision cache key).
+    variant: Option<String>,
 }
 
 /// Work for one unique image string.
@@ -314,7 +466,10 @@ struct ReviewCtx {
 
 impl ReviewCtx {
     /// The `verifyImages` entry of a unit.
-    fn verify_image(&self, u: &UnitSpec) -> Option<&VerifyImage> {
+    fn verify_image<'s>(&'s self, u: &'s UnitSpec) -> Option<&'s VerifyImage> {
+        if let Some(v) = &u.vi_override {
+            return Some(v);
+        }
         self.policies
             .get(u.policy)?
             .policy
@@ -326,10 +481,15 @@ impl ReviewCtx {
 
     /// The content hash of a unit's policy.
     fn policy_hash(&self, u: &UnitSpec) -> String {
-        self.policies
+        let hash = self
+            .policies
             .get(u.policy)
             .map(|p| p.content_hash.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match &u.variant {
+            Some(v) => format!("{hash}+{v}"),
+            None => hash,
+        }
     }
 }
 
@@ -366,10 +526,16 @@ pub(crate) async fn run_mutate(engine: &Arc<EngineInner>, request: &ReviewReques
         return Review::default();
     }
     let policies = engine.policies();
-    let mut plans = plan(&policies, request);
     let timeout = request.timeout.unwrap_or(engine.config.default_timeout);
     let started = Instant::now();
     let deadline = started + timeout;
+    let fetcher = Fetcher::new(
+        engine.config.client.clone(),
+        engine.referrers.clone(),
+        engine.config.retry,
+        deadline,
+    );
+    let mut plans = plan(&policies, request, &fetcher).await;
 
     // Group pending slots by image string.
     let mut jobs: Vec<ImageJob> = Vec::new();
@@ -401,6 +567,9 @@ pub(crate) async fn run_mutate(engine: &Arc<EngineInner>, request: &ReviewReques
                 rule: p.rule_index,
                 vi: s.vi,
                 rule_name: p.name.clone(),
+                vi_override: p.substituted.get(s.vi).cloned().flatten(),
+                context: p.context.clone(),
+                variant: p.variant.clone(),
             });
         }
     }
@@ -410,12 +579,7 @@ pub(crate) async fn run_mutate(engine: &Arc<EngineInner>, request: &ReviewReques
         let ctx = Arc::new(ReviewCtx {
             engine: Arc::clone(engine),
             policies: Arc::clone(&policies),
-            fetcher: Fetcher::new(
-                engine.config.client.clone(),
-                engine.referrers.clone(),
-                engine.config.retry,
-                deadline,
-            ),
+            fetcher,
             deadline,
         });
         let units: Vec<Vec<(usize, usize)>> = jobs
@@ -660,6 +824,7 @@ async fn decide_unit(
     let env = VerifyEnv {
         fetcher: &ctx.fetcher,
         trusted_roots: &ctx.engine.config.trusted_roots,
+        context: unit.context.as_deref(),
     };
     let deadline = ctx.deadline;
     let lookup = ctx
@@ -745,14 +910,19 @@ impl EngineInner {
         let mut annotation: BTreeMap<String, &'static str> = BTreeMap::new();
         let mut pins: Vec<(String, String)> = Vec::new();
         let mut pin_blocked: Vec<String> = Vec::new();
+        // Policies with `applyRules: One` whose first applying rule was seen.
+        let mut applied_one: Vec<usize> = Vec::new();
         for (pi, plan) in plans.iter().enumerate() {
             let policy = &plan.policy.policy;
             let pname = policy_display(plan.policy);
-            let enforce_rule = plan
-                .rule
-                .verify_images
-                .first()
-                .is_some_and(|v| v.effective_failure_action == FailureAction::Enforce);
+            let one = policy.apply_rules == ApplyRules::One;
+            if one && applied_one.contains(&plan.policy_index) {
+                // `applyRules: One`: an earlier rule of this policy applied.
+                continue;
+            }
+            let enforce_rule = !plan.rule.verify_images.is_empty()
+                && policy.effective_action(plan.vi(0), &request.namespace)
+                    == FailureAction::Enforce;
             if let Some((status, message, error)) = &plan.rule_outcome {
                 let rr = RuleResult {
                     policy: pname.clone(),
@@ -776,7 +946,7 @@ impl EngineInner {
             }
             let mut images = Vec::new();
             for (si, slot) in plan.slots.iter().enumerate() {
-                let vi = &plan.rule.verify_images[slot.vi];
+                let vi = plan.vi(slot.vi);
                 let v = match &slot.outcome {
                     SlotOutcome::Done {
                         status,
@@ -814,7 +984,8 @@ impl EngineInner {
                         .unwrap_or_default(),
                     v.message
                 );
-                let enforce = vi.effective_failure_action == FailureAction::Enforce;
+                let enforce =
+                    policy.effective_action(vi, &request.namespace) == FailureAction::Enforce;
                 match v.status {
                     RuleStatus::Fail if enforce => {
                         review.blocked = true;
@@ -887,6 +1058,9 @@ impl EngineInner {
                     cached: v.cached,
                     trace: v.trace.clone(),
                 });
+            }
+            if one && images.iter().any(|i| RulePlan::applied(i.status)) {
+                applied_one.push(plan.policy_index);
             }
             let status = images
                 .iter()
@@ -1005,7 +1179,7 @@ pub(crate) fn escape_pointer(s: &str) -> String {
 // validate
 
 impl EngineInner {
-    pub(crate) fn run_validate(&self, request: &ReviewRequest) -> Review {
+    pub(crate) async fn run_validate(&self, request: &ReviewRequest) -> Review {
         let mut review = Review::default();
         if matches!(request.operation, Operation::Delete | Operation::Connect) {
             return review;
@@ -1026,14 +1200,25 @@ impl EngineInner {
                     })
             });
         let mut deny_lines = Vec::new();
-        for plan in plan(&policies, request) {
+        let timeout = request.timeout.unwrap_or(self.config.default_timeout);
+        let fetcher = Fetcher::new(
+            self.config.client.clone(),
+            self.referrers.clone(),
+            self.config.retry,
+            Instant::now() + timeout,
+        );
+        let mut applied_one: Vec<usize> = Vec::new();
+        for plan in plan(&policies, request, &fetcher).await {
             let policy = &plan.policy.policy;
             let pname = policy_display(plan.policy);
-            let enforce_rule = plan
-                .rule
-                .verify_images
-                .first()
-                .is_some_and(|v| v.effective_failure_action == FailureAction::Enforce);
+            let one = policy.apply_rules == ApplyRules::One;
+            if one && applied_one.contains(&plan.policy_index) {
+                // `applyRules: One`: an earlier rule of this policy applied.
+                continue;
+            }
+            let enforce_rule = !plan.rule.verify_images.is_empty()
+                && policy.effective_action(plan.vi(0), &request.namespace)
+                    == FailureAction::Enforce;
             if let Some((status, message, error)) = &plan.rule_outcome {
                 if *status == RuleStatus::Error {
                     self.judge_error(
@@ -1056,7 +1241,7 @@ impl EngineInner {
             }
             let mut images = Vec::new();
             for slot in &plan.slots {
-                let vi = &plan.rule.verify_images[slot.vi];
+                let vi = plan.vi(slot.vi);
                 if !vi.verify_digest && !vi.required {
                     continue;
                 }
@@ -1079,7 +1264,10 @@ impl EngineInner {
                 };
                 let line = format!("policy {pname}/rule {}: {message}", plan.name);
                 match status {
-                    RuleStatus::Fail if vi.effective_failure_action == FailureAction::Enforce => {
+                    RuleStatus::Fail
+                        if policy.effective_action(vi, &request.namespace)
+                            == FailureAction::Enforce =>
+                    {
                         review.blocked = true;
                         deny_lines.push(line);
                     }
@@ -1105,6 +1293,9 @@ impl EngineInner {
             }
             if images.is_empty() {
                 continue;
+            }
+            if one && images.iter().any(|i| RulePlan::applied(i.status)) {
+                applied_one.push(plan.policy_index);
             }
             let status = images
                 .iter()

@@ -49,6 +49,9 @@ use crate::review::{RuleStatus, TraceStep};
 pub(crate) struct VerifyEnv<'a> {
     pub fetcher: &'a Fetcher,
     pub trusted_roots: &'a [TrustedRoot],
+    /// The rule's `context` entries (an object), merged under the data of attestation conditions
+    /// and `validate.deny` (the attestation's own fields win).
+    pub context: Option<&'a Value>,
 }
 
 /// Why an entry did not verify.
@@ -217,7 +220,7 @@ pub(crate) async fn verify_image(
         }
         notes.push(format!("attestation {} verified", att.type_));
     }
-    conclude(vi, named, notes, trace)
+    conclude(vi, named, env.context, notes, trace)
 }
 
 /// The last step shared by every verification type: `validate.deny` over the named attestations'
@@ -225,12 +228,17 @@ pub(crate) async fn verify_image(
 pub(crate) fn conclude(
     vi: &VerifyImage,
     named: Map<String, Value>,
+    context: Option<&Value>,
     mut notes: Vec<String>,
     mut trace: Vec<TraceStep>,
 ) -> Decision {
     if let Some(deny) = &vi.validate_deny {
         let path = format!("{}.validate.deny", vi.path);
-        match deny.evaluate(&Value::Object(named)) {
+        let mut data = Value::Object(named);
+        if let Some(c) = context {
+            sigil_policy::context::merge_context(&mut data, c);
+        }
+        match deny.evaluate(&data) {
             Ok(o) if o.passed => {
                 let msg = match &vi.validate_message {
                     Some(m) => format!("{m} ({})", o.failures_or_default()),
@@ -474,7 +482,7 @@ fn key_trust(env: &VerifyEnv<'_>, k: &KeyAttestor) -> Result<EntryTrust, EntryEr
         PublicKeySource::Pem { pem, der } => (pem, der),
         PublicKeySource::Variable(v) => {
             return Err(unsupported(format!(
-                "keys.publicKeys from a variable ({v}) is not supported: give the PEM key"
+                "keys.publicKeys still holds a variable ({v}) after substitution"
             )));
         }
         PublicKeySource::K8sSecret { namespace, name } => {
@@ -1011,7 +1019,10 @@ fn check_attestation_entry(
     };
     let mut first = None;
     for st in &statements {
-        let data = statement_data(st);
+        let mut data = statement_data(st);
+        if let Some(c) = env.context {
+            sigil_policy::context::merge_context(&mut data, c);
+        }
         match evaluate_all(&att.conditions, &data) {
             Ok(o) if o.passed => {}
             Ok(o) => {

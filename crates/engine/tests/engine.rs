@@ -2710,8 +2710,9 @@ async fn notary_wrong_attestor_kinds_and_bad_certificates_are_errors() {
     for (cert, needle) in [
         (bad, "attestor `cert`"),
         (
+            // Substituted like Kyverno's rule body: an unknown variable fails closed.
             "{{ keys.data.certificate }}",
-            "from a variable is not supported",
+            "variable `{{ keys.data.certificate }}` not resolved",
         ),
     ] {
         for fp in ["Fail", "Ignore"] {
@@ -2871,4 +2872,285 @@ async fn notary_signature_moved_to_another_image_is_rejected() {
     notary_sign(&pusher, &format!("{a}/app:v1"), &trusted, false).await;
     let r = eng.mutate(&request(pod(&[&format!("{a}/app:v1")]))).await;
     assert!(!r.blocked, "{r:?}");
+}
+
+// ---- rule context, failure-action overrides, applyRules ------------------------------------------
+
+/// A ClusterPolicy (column-0 YAML) with `spec_extra` and one rule given as YAML below `rules:`.
+fn rules_policy(name: &str, spec_extra: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: {name}\nspec:\n{spec}  rules:\n{rules}\n",
+        spec = indent_opt(spec_extra, 2),
+        rules = indent(rules, 2)
+    )
+}
+
+/// A Pod rule named `name` with `context` (YAML list at column 0, may be empty) and a verifyImages
+/// entry (YAML list item at column 0).
+fn context_rule(name: &str, context: &str, extra: &str, verify: &str) -> String {
+    let context = if context.trim().is_empty() {
+        String::new()
+    } else {
+        format!("  context:\n{}\n", indent(context, 2))
+    };
+    format!(
+        "- name: {name}\n  match:\n    any:\n    - resources:\n        kinds: [Pod]\n{context}{extra}  verifyImages:\n{}",
+        indent(verify, 2)
+    )
+}
+
+fn labelled(mut p: Value, team: &str) -> Value {
+    p["metadata"]["labels"] = json!({ "team": team });
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_variables_choose_the_key_and_fail_closed() {
+    let reg = start_registry(true).await;
+    let pusher = new_client();
+    let a = &reg.addr;
+    push_image(&pusher, a, "app", "v1", "ctx-var").await;
+    let key_a = PrivateKey::generate_p256().unwrap();
+    let key_b = PrivateKey::generate_p256().unwrap();
+    let image = format!("{a}/app:v1");
+    sign(&pusher, &image, &key_b).await;
+    // `team` from the request (default `a`); `pubkey` picks the team's key from a map value.
+    let context = format!(
+        "- name: team\n  variable:\n    jmesPath: request.object.metadata.labels.team\n    default: a\n- name: pubkey\n  variable:\n    jmesPath: '\"{{{{ team }}}}\"'\n    value:\n      a: |-\n{}\n      b: |-\n{}",
+        indent(&pem(&key_a), 8),
+        indent(&pem(&key_b), 8)
+    );
+    let verify = format!(
+        "- imageReferences: [\"{a}/*\"]\n  failureAction: Enforce\n  attestors:\n  - entries:\n    - keys:\n        publicKeys: \"{{{{ pubkey }}}}\"\n        rekor:\n          ignoreTlog: true"
+    );
+    let yaml = rules_policy("ctx", "", &context_rule("check", &context, "", &verify));
+    let (eng, _) = engine(&yaml);
+    // Team b: key b signed the image.
+    let r = eng.mutate(&request(labelled(pod(&[&image]), "b"))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Pass], "{r:?}");
+    assert!(!r.blocked);
+    // No label: the default team `a`, whose key did not sign; the cached pass of team b must not
+    // leak into this decision (the substituted entry is part of the cache key).
+    let r = eng.mutate(&request(pod(&[&image]))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Fail], "{r:?}");
+    assert!(r.blocked);
+    // And team b again: still a pass (from the cache now).
+    let r = eng.mutate(&request(labelled(pod(&[&image]), "b"))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Pass], "{r:?}");
+    assert!(r.results[0].images[0].cached);
+
+    // An unknown team yields null from the map: the variable evaluates to nothing → error, blocked.
+    let r = eng.mutate(&request(labelled(pod(&[&image]), "zzz"))).await;
+    assert!(r.blocked, "{r:?}");
+    assert_eq!(r.results[0].status, RuleStatus::Error, "{r:?}");
+    assert!(
+        r.results[0].message.contains("spec.rules[0].context[1]"),
+        "{}",
+        r.results[0].message
+    );
+
+    // A variable that does not exist in the attestor: error naming the variable, never a pass.
+    let bad = format!(
+        "- imageReferences: [\"{a}/*\"]\n  failureAction: Enforce\n  attestors:\n  - entries:\n    - keys:\n        publicKeys: \"{{{{ nokey }}}}\""
+    );
+    let (eng, _) = engine(&rules_policy(
+        "ctx",
+        "",
+        &context_rule("check", "- name: x\n  variable:\n    value: 1", "", &bad),
+    ));
+    let r = eng.mutate(&request(pod(&[&image]))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Error], "{r:?}");
+    assert!(r.blocked);
+    assert!(first_message(&r).contains("nokey"), "{}", first_message(&r));
+
+    // A context source that needs the API server: an error naming its path.
+    let (eng, _) = engine(&rules_policy(
+        "ctx",
+        "",
+        &context_rule(
+            "check",
+            "- name: cm\n  configMap:\n    name: keys\n    namespace: default",
+            "",
+            &verify,
+        ),
+    ));
+    let r = eng.mutate(&request(pod(&[&image]))).await;
+    assert!(r.blocked);
+    assert_eq!(r.results[0].status, RuleStatus::Error);
+    assert!(
+        r.results[0]
+            .message
+            .contains("spec.rules[0].context[0].configMap"),
+        "{}",
+        r.results[0].message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_image_registry_feeds_preconditions_and_deny() {
+    let reg = start_registry(true).await;
+    let pusher = new_client();
+    let a = &reg.addr;
+    push_image(&pusher, a, "good", "v1", "fine").await;
+    push_image(&pusher, a, "bad", "v1", "bad").await;
+    let key = PrivateKey::generate_p256().unwrap();
+    for r in ["good", "bad"] {
+        sign(&pusher, &format!("{a}/{r}:v1"), &key).await;
+    }
+    let context = "- name: img\n  imageRegistry:\n    reference: \"{{ request.object.spec.containers[0].image }}\"\n- name: seed\n  variable:\n    jmesPath: img.configData.seed";
+    let pre = "  preconditions:\n    all:\n    - key: \"{{ img.configData.os }}\"\n      operator: Equals\n      value: linux\n";
+    let verify = format!(
+        "- imageReferences: [\"{a}/*\"]\n  failureAction: Enforce\n  attestors:\n  - entries:\n{}\n  validate:\n    message: bad seed\n    deny:\n      conditions:\n        all:\n        - key: \"{{{{ seed }}}}\"\n          operator: Equals\n          value: bad",
+        indent(&key_entry(&key), 4)
+    );
+    let yaml = rules_policy("ctx-img", "", &context_rule("check", context, pre, &verify));
+    let (eng, client) = engine(&yaml);
+    let before = client.request_count();
+    let r = eng.mutate(&request(pod(&[&format!("{a}/good:v1")]))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Pass], "{r:?}");
+    // The context fetch (manifest + config) is counted with the verification's requests.
+    let used = client.request_count() - before;
+    assert!(used >= 2 + 3, "only {used} registry requests");
+    let r = eng.mutate(&request(pod(&[&format!("{a}/bad:v1")]))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Fail], "{r:?}");
+    assert!(
+        first_message(&r).contains("bad seed"),
+        "{}",
+        first_message(&r)
+    );
+    assert!(r.blocked);
+
+    // A precondition on the image data that is not met: the rule is skipped.
+    let pre_windows = pre.replace("linux", "windows");
+    let (eng, _) = engine(&rules_policy(
+        "ctx-img",
+        "",
+        &context_rule("check", context, &pre_windows, &verify),
+    ));
+    let r = eng.mutate(&request(pod(&[&format!("{a}/bad:v1")]))).await;
+    assert!(!r.blocked, "{r:?}");
+    assert_eq!(r.results[0].status, RuleStatus::Skip, "{r:?}");
+
+    // An image that does not exist: the context entry fails, the rule errors, blocked.
+    let r = eng
+        .mutate(&request(pod(&[&format!("{a}/missing:v1")])))
+        .await;
+    assert!(r.blocked, "{r:?}");
+    assert_eq!(r.results[0].status, RuleStatus::Error);
+    assert!(
+        r.results[0]
+            .message
+            .contains("spec.rules[0].context[0].imageRegistry"),
+        "{}",
+        r.results[0].message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_action_overrides_by_namespace() {
+    let reg = start_registry(true).await;
+    let pusher = new_client();
+    let a = &reg.addr;
+    push_image(&pusher, a, "app", "v1", "overrides").await;
+    let key = PrivateKey::generate_p256().unwrap();
+    let verify = format!(
+        "- imageReferences: [\"{a}/*\"]\n  mutateDigest: false\n  attestors:\n  - entries:\n{}",
+        indent(&key_entry(&key), 4)
+    );
+    let spec = "validationFailureAction: Audit\nvalidationFailureActionOverrides:\n- action: Enforce\n  namespaces: [\"prod-*\"]";
+    let yaml = rules_policy("ovr", spec, &context_rule("check", "", "", &verify));
+    let (eng, _) = engine(&yaml);
+    let image = format!("{a}/app:v1");
+    let mut req = request(pod(&[&image]));
+    req.namespace = "prod-eu".into();
+    let r = eng.mutate(&req).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Fail]);
+    assert!(r.blocked, "Enforce in prod-*: {r:?}");
+    assert!(r.results[0].enforce);
+    req.namespace = "dev".into();
+    let r = eng.mutate(&req).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Fail]);
+    assert!(!r.blocked, "Audit elsewhere: {r:?}");
+    assert!(r.warnings.iter().any(|w| w.starts_with("audit:")), "{r:?}");
+    // An entry's own failureAction wins over the overrides.
+    let own = verify.replace(
+        "  mutateDigest: false\n",
+        "  mutateDigest: false\n  failureAction: Audit\n",
+    );
+    let (eng, _) = engine(&rules_policy(
+        "ovr",
+        spec,
+        &context_rule("check", "", "", &own),
+    ));
+    req.namespace = "prod-eu".into();
+    assert!(!eng.mutate(&req).await.blocked);
+    // The namespaceSelector form needs the cluster: refused when the policy is parsed.
+    let sel = "validationFailureActionOverrides:\n- action: Enforce\n  namespaceSelector:\n    matchLabels:\n      env: prod";
+    let e = sigil_policy::parse_policies(&rules_policy(
+        "ovr",
+        sel,
+        &context_rule("check", "", "", &verify),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("validationFailureActionOverrides[0].namespaceSelector"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_rules_one_stops_after_the_first_rule_that_applies() {
+    let reg = start_registry(true).await;
+    let pusher = new_client();
+    let a = &reg.addr;
+    push_image(&pusher, a, "team/app", "v1", "one").await;
+    let good = PrivateKey::generate_p256().unwrap();
+    let other = PrivateKey::generate_p256().unwrap();
+    let image = format!("{a}/team/app:v1");
+    sign(&pusher, &image, &good).await;
+    let rule = |name: &str, refs: &str, key: &PrivateKey| {
+        context_rule(
+            name,
+            "",
+            "",
+            &format!(
+                "- imageReferences: [\"{refs}\"]\n  failureAction: Enforce\n  attestors:\n  - entries:\n{}",
+                indent(&key_entry(key), 4)
+            ),
+        )
+    };
+    let rules = format!(
+        "{}\n{}\n{}",
+        rule("elsewhere", "example.invalid/*", &other),
+        rule("team", &format!("{a}/team/*"), &good),
+        rule("all", &format!("{a}/*"), &other)
+    );
+    // All: the third rule (wrong key) blocks.
+    let (eng, _) = engine(&rules_policy("apply", "applyRules: All", &rules));
+    let r = eng.mutate(&request(pod(&[&image]))).await;
+    assert!(r.blocked, "{r:?}");
+    assert_eq!(r.results.len(), 3);
+    // One: the first rule matches no image (skip, not applied), the second passes and stops.
+    let (eng, _) = engine(&rules_policy("apply", "applyRules: One", &rules));
+    let r = eng.mutate(&request(pod(&[&image]))).await;
+    assert!(!r.blocked, "{r:?}");
+    let names: Vec<&str> = r.results.iter().map(|x| x.rule.as_str()).collect();
+    assert_eq!(names, vec!["elsewhere", "team"]);
+    assert_eq!(r.results[1].status, RuleStatus::Pass);
+    // A failing first applied rule also stops the policy (its failure is the result).
+    let rules_fail_first = format!(
+        "{}\n{}",
+        rule("all", &format!("{a}/*"), &other),
+        rule("team", &format!("{a}/team/*"), &good)
+    );
+    let (eng, _) = engine(&rules_policy("apply", "applyRules: One", &rules_fail_first));
+    let r = eng.mutate(&request(pod(&[&image]))).await;
+    assert!(r.blocked);
+    assert_eq!(r.results.len(), 1, "{r:?}");
+    assert_eq!(r.results[0].status, RuleStatus::Fail);
+    let e = sigil_policy::parse_policies(&rules_policy("apply", "applyRules: Some", &rules))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("spec.applyRules"), "{e}");
 }

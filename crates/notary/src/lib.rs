@@ -8,22 +8,27 @@
 //!   directory (`x509/{ca,signingAuthority,tsa}/<name>/`).
 //! - [`timestamp`]: RFC 3161 tokens (request, fetch, verification against the `tsa` store).
 //! - [`verifier`]: one envelope through notation's verification order and levels.
+//! - [`revocation`]: OCSP and CRL revocation checking of the signing and TSA chains, notation's
+//!   rules and result combination (revoked or unknown fail under `strict`).
 //! - [`oci`]: signatures as OCI referrers (both manifest forms, referrers API or fallback tag):
 //!   verify, inspect, sign and push.
 //! - [`policy`]: the entry points for the Kyverno policy engine (`type: Notary` attestors and
 //!   attestations).
 //!
 //! Deliberate choices: unknown critical headers fail integrity (the specification's rule; notation
-//! accepts them without a plugin); signatures needing a verification plugin fail; revocation is not
-//! checked over the network, so certificates naming OCSP/CRL responders give "unknown", which fails
-//! under `strict` unless the policy overrides `revocation`.
+//! accepts them without a plugin); signatures needing a verification plugin fail; revocation is
+//! checked over HTTP (OCSP, then CRLs; delta CRLs unsupported), and an unreachable responder or an
+//! invalid, expired or unsupported answer gives "unknown", which fails under `strict` unless the
+//! policy overrides `revocation`.
 
 pub mod crypto;
 mod der;
 pub mod envelope;
 pub mod error;
 pub mod oci;
+mod ocsp;
 pub mod policy;
+pub mod revocation;
 pub mod time;
 pub mod timestamp;
 pub mod trustpolicy;

@@ -18,10 +18,13 @@ use sigil_oci::{Descriptor, Digest, ImageManifest, Reference, media_type as mt};
 use crate::crypto::PrivateKey;
 use crate::envelope::{self, Envelope, EnvelopeFormat, SignRequest, TargetArtifact};
 use crate::error::NotaryError;
+use crate::revocation::{RevocationChecker, RevocationOptions};
 use crate::time::{format_rfc3339, now};
 use crate::trustpolicy::{Level, TrustPolicyDocument, TrustPolicyStatement};
 use crate::truststore::TrustStore;
-use crate::verifier::{ExpectedTarget, SignatureVerification, VerifyContext, verify_signature};
+use crate::verifier::{
+    ExpectedTarget, SignatureVerification, VerifyContext, verify_signature_with,
+};
 use crate::x509::Cert;
 
 /// Artifact type of Notary signatures (and the legacy config media type).
@@ -243,6 +246,7 @@ impl ImageVerification {
 }
 
 /// Verifies `image` against a policy statement and trust store; stops at the first verified signature.
+/// Revocation responders are contacted with the default settings (one cache for this call).
 pub async fn verify_with_statement(
     referrers: &Referrers,
     image: &Reference,
@@ -250,6 +254,20 @@ pub async fn verify_with_statement(
     statement: &TrustPolicyStatement,
     store: &TrustStore,
     at: i64,
+) -> Result<ImageVerification, NotaryError> {
+    let checker = RevocationChecker::new(RevocationOptions::default())?;
+    verify_with_statement_using(referrers, image, target, statement, store, at, &checker).await
+}
+
+/// [`verify_with_statement`] with a caller-provided revocation checker.
+pub async fn verify_with_statement_using(
+    referrers: &Referrers,
+    image: &Reference,
+    target: &Descriptor,
+    statement: &TrustPolicyStatement,
+    store: &TrustStore,
+    at: i64,
+    checker: &RevocationChecker,
 ) -> Result<ImageVerification, NotaryError> {
     let artifact = format!("{}@{}", image.repository_name(), target.digest);
     let expected = ExpectedTarget {
@@ -285,12 +303,14 @@ pub async fn verify_with_statement(
             Ok(f) => SignatureResult {
                 digest: d.digest.clone(),
                 form: Some(f.form),
-                verification: Ok(verify_signature(
+                verification: Ok(verify_signature_with(
                     &f.envelope_media_type,
                     &f.envelope,
                     Some(&expected),
                     &ctx,
-                )),
+                    checker,
+                )
+                .await),
             },
         };
         let ok = r.passed();
@@ -310,10 +330,22 @@ pub async fn verify_image(
     policy: &TrustPolicyDocument,
     store: &TrustStore,
 ) -> Result<ImageVerification, NotaryError> {
+    let checker = RevocationChecker::new(RevocationOptions::default())?;
+    verify_image_using(referrers, image, policy, store, &checker).await
+}
+
+/// [`verify_image`] with a caller-provided revocation checker.
+pub async fn verify_image_using(
+    referrers: &Referrers,
+    image: &Reference,
+    policy: &TrustPolicyDocument,
+    store: &TrustStore,
+    checker: &RevocationChecker,
+) -> Result<ImageVerification, NotaryError> {
     let target = resolve(referrers, image).await?;
     let artifact = format!("{}@{}", image.repository_name(), target.digest);
     let statement = policy.statement_for(&artifact)?;
-    verify_with_statement(referrers, image, &target, statement, store, now()).await
+    verify_with_statement_using(referrers, image, &target, statement, store, now(), checker).await
 }
 
 /// A certificate as `inspect` shows it.

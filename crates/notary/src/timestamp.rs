@@ -3,12 +3,15 @@
 //! TimeStampToken (CMS SignedData, BER accepted) against the `tsa` trust store: TSTInfo version and
 //! message imprint, accuracy, the signing-certificate-v2 attribute naming the signer, the signed
 //! attributes (contentType, messageDigest), the signer's signature, a chain built from the token's
-//! certificates to a trusted root at `genTime`, notation's timestamping-chain rules, and revocation
-//! information (certificates naming OCSP/CRL responders cannot be checked offline and fail).
+//! certificates to a trusted root at `genTime`, notation's timestamping-chain rules; revocation of the TSA
+//! chain either offline ([`verify_token`]: certificates naming OCSP/CRL responders fail) or by the
+//! caller ([`verify_token_chain`], which the verifier combines with [`crate::revocation`]).
 
 use crate::crypto::Hash;
 use crate::der::{self as tlv, Tlv};
 use crate::error::NotaryError;
+use crate::revocation::{RevocationChecker, RevocationOptions, final_result};
+use crate::time::now;
 use crate::x509::{Cert, validate_timestamping_chain};
 
 const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
@@ -173,8 +176,32 @@ fn token_certs(sd: &[Tlv<'_>]) -> Result<Vec<Cert>, NotaryError> {
         .collect()
 }
 
-/// Verifies `token` over `signature` (the primitive signature bytes) against the `tsa` roots.
+/// Verifies `token` over `signature` (the primitive signature bytes) against the `tsa` roots,
+/// with revocation checked offline: a TSA chain certificate naming OCSP/CRL responders fails as
+/// "revocation status is unknown". [`verify_token_chain`] leaves revocation to the caller.
 pub fn verify_token(
+    token: &[u8],
+    signature: &[u8],
+    roots: &[Cert],
+) -> Result<VerifiedTimestamp, NotaryError> {
+    let ts = verify_token_chain(token, signature, roots)?;
+    let chain = &ts.chain;
+    if let Some(c) = chain[..chain.len().saturating_sub(1)]
+        .iter()
+        .find(|c| c.has_revocation_info())
+    {
+        return Err(fail(format!(
+            "timestamping certificate {:?} revocation status is unknown: it names OCSP/CRL responders and revocation is checked offline",
+            c.subject()
+        )));
+    }
+    Ok(ts)
+}
+
+/// Verifies `token` over `signature` against the `tsa` roots (messageImprint, signed attributes,
+/// signer signature, chain to a root and the timestamping-chain rules) without revocation: the
+/// returned chain's revocation must be checked by the caller (see [`crate::revocation`]).
+pub fn verify_token_chain(
     token: &[u8],
     signature: &[u8],
     roots: &[Cert],
@@ -327,15 +354,6 @@ pub fn verify_token(
             "the CMS signingTime is outside the TSA certificate validity",
         ));
     }
-    if let Some(c) = chain[..chain.len() - 1]
-        .iter()
-        .find(|c| c.has_revocation_info())
-    {
-        return Err(fail(format!(
-            "timestamping certificate {:?} revocation status is unknown: it names OCSP/CRL responders and sigil does not contact them",
-            c.subject()
-        )));
-    }
     Ok(VerifiedTimestamp {
         gen_time: info.gen_time,
         accuracy: info.accuracy,
@@ -378,7 +396,8 @@ pub fn token_from_response(resp: &[u8]) -> Result<Vec<u8>, NotaryError> {
         .to_vec())
 }
 
-/// Requests a timestamp for `signature` from `url` and verifies it against `root`; returns the token.
+/// Requests a timestamp for `signature` from `url` and verifies it against `root`, including the
+/// revocation of the TSA chain (OCSP/CRLs over HTTP: revoked or unknown fails); returns the token.
 pub async fn fetch(
     url: &str,
     signature: &[u8],
@@ -405,6 +424,10 @@ pub async fn fetch(
         .await
         .map_err(|e| fail(format!("{url}: {e}")))?;
     let token = token_from_response(&bytes)?;
-    verify_token(&token, signature, std::slice::from_ref(root))?;
+    let ts = verify_token_chain(&token, signature, std::slice::from_ref(root))?;
+    // As notation does when signing: the TSA chain must not be revoked or of unknown status.
+    let checker = RevocationChecker::new(RevocationOptions::default())?;
+    let results = checker.check_chain(&ts.chain, None, now()).await;
+    final_result(&ts.chain, &results, "timestamping certificate").map_err(|(_, m)| fail(m))?;
     Ok(token)
 }

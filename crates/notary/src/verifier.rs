@@ -2,16 +2,23 @@
 //! requirement, authenticity (a chain certificate byte-identical to a trust-store certificate of the
 //! scheme's store type, then trusted identities), expiry, authentic signing time (RFC 3161 timestamp
 //! against the `tsa` stores, or every chain certificate valid now; the authentic signing time for the
-//! signing-authority scheme), revocation (certificates naming OCSP/CRL responders cannot be checked
-//! offline: "unknown", enforced or logged per the level), and finally the signed target descriptor
-//! against the artifact. Each check gets the action of the policy's level and overrides.
+//! signing-authority scheme; the TSA chain's revocation is always checked and fails this step when
+//! revoked or unknown, as notation does), revocation of the signing chain ([`crate::revocation`]:
+//! revoked or unknown is a failure, enforced or logged per the level; an unreachable responder is
+//! "unknown", never a pass), and finally the signed target descriptor against the artifact. Each
+//! check gets the action of the policy's level and overrides.
+//!
+//! [`verify_signature_with`] contacts the revocation responders through a
+//! [`RevocationChecker`]; [`verify_signature`] is the synchronous form with an offline checker
+//! (certificates naming responders are "unknown").
 
 use serde::Serialize;
 
 use crate::envelope::{Envelope, SigningScheme, TargetArtifact};
 use crate::error::{Check, NotaryError};
+use crate::revocation::{RevocationChecker, final_result};
 use crate::time::{format_rfc1123, format_rfc3339};
-use crate::timestamp::{VerifiedTimestamp, verify_token};
+use crate::timestamp::{VerifiedTimestamp, verify_token_chain};
 use crate::trustpolicy::{
     Action, Level, TrustPolicyStatement, TrustedIdentity, VerifyTimestamp, subject_matches,
 };
@@ -133,12 +140,43 @@ fn store_certs(
 }
 
 /// Verifies one envelope (`media_type` = the signature manifest's layer media type) against the
-/// policy and, when given, the expected target.
+/// policy and, when given, the expected target, with revocation checked offline (certificates
+/// naming OCSP/CRL responders are "unknown"; see [`verify_signature_with`] for online checks).
 pub fn verify_signature(
     media_type: &str,
     bytes: &[u8],
     expected: Option<&ExpectedTarget>,
     ctx: &VerifyContext<'_>,
+) -> SignatureVerification {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+    let checker = RevocationChecker::offline();
+    let fut = verify_signature_with(media_type, bytes, expected, ctx, &checker);
+    let mut fut = std::pin::pin!(fut);
+    // The offline checker never waits on anything, so the future completes on its first poll.
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => SignatureVerification {
+            envelope: None,
+            target: None,
+            checks: vec![CheckOutcome {
+                check: Check::Revocation,
+                action: Action::Enforce,
+                error: Some("offline revocation check did not complete".into()),
+            }],
+            timestamp: None,
+        },
+    }
+}
+
+/// Verifies one envelope like [`verify_signature`], checking the revocation of the signing chain
+/// and of the TSA chain with `checker`.
+pub async fn verify_signature_with(
+    media_type: &str,
+    bytes: &[u8],
+    expected: Option<&ExpectedTarget>,
+    ctx: &VerifyContext<'_>,
+    checker: &RevocationChecker,
 ) -> SignatureVerification {
     let policy = ctx.policy;
     let mut run = Run { checks: Vec::new() };
@@ -295,7 +333,7 @@ pub fn verify_signature(
                         Ok(r) => r,
                         Err(e) => return Some(e.to_string()),
                     };
-                    let ts = match verify_token(token, &env.signature, &roots) {
+                    let ts = match verify_token_chain(token, &env.signature, &roots) {
                         Ok(t) => t,
                         Err(e) => return Some(e.to_string()),
                     };
@@ -334,6 +372,17 @@ pub fn verify_signature(
             }
         }
     })();
+    // The TSA chain's revocation is always checked (whatever the `revocation` action); revoked or
+    // unknown fails the authentic timestamp.
+    let ts_err = match (&verified_ts, ts_err) {
+        (Some(ts), None) => {
+            let results = checker.check_chain(&ts.chain, None, ctx.now).await;
+            final_result(&ts.chain, &results, "timestamping certificate")
+                .err()
+                .map(|(_, m)| m)
+        }
+        (_, e) => e,
+    };
     out.timestamp = verified_ts;
     if run.record(Check::AuthenticTimestamp, ts_action, ts_err) {
         out.envelope = Some(env);
@@ -345,16 +394,15 @@ pub fn verify_signature(
     let rev_err = if rev_action == Action::Skip {
         None
     } else {
-        let n = env.chain.len();
-        env.chain[..n.saturating_sub(1)]
-            .iter()
-            .find(|c| c.has_revocation_info())
-            .map(|c| {
-                format!(
-                    "revocation status of certificate {:?} is unknown: it names OCSP/CRL responders and sigil does not contact them (set \"revocation\": \"skip\" or \"log\" to accept)",
-                    c.subject()
-                )
-            })
+        // The authentic signing time matters for CRL invalidity dates (signing-authority scheme).
+        let signing_time = match env.signing_scheme {
+            SigningScheme::SigningAuthority => env.authentic_signing_time,
+            SigningScheme::X509 => None,
+        };
+        let results = checker.check_chain(&env.chain, signing_time, ctx.now).await;
+        final_result(&env.chain, &results, "signing certificate")
+            .err()
+            .map(|(_, m)| m)
     };
     if run.record(Check::Revocation, rev_action, rev_err) {
         out.envelope = Some(env);

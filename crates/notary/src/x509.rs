@@ -255,7 +255,138 @@ impl Cert {
 
     /// Whether the certificate's signature verifies with `issuer`'s key.
     fn signature_from(&self, issuer: &Cert) -> bool {
-        let Some(outer) = tlv::single(&self.der) else {
+        signed_by(&self.der, issuer)
+    }
+
+    /// DER of the subject Name.
+    pub(crate) fn subject_der(&self) -> Vec<u8> {
+        self.raw_subject()
+    }
+
+    /// Serial number as big-endian bytes without leading zero bytes.
+    pub(crate) fn serial_bytes(&self) -> Vec<u8> {
+        trim_serial(self.parsed.tbs_certificate().serial_number().as_bytes())
+    }
+
+    /// The `http`/other URIs of the CRL distribution points' `fullName`s (what Go exposes as
+    /// `CRLDistributionPoints`).
+    pub fn crl_distribution_points(&self) -> Vec<String> {
+        let Some((_, v)) = self.ext("2.5.29.31") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let dps = tlv::single(v)
+            .and_then(|s| tlv::children(s.content))
+            .unwrap_or_default();
+        for dp in dps {
+            let parts = tlv::children(dp.content).unwrap_or_default();
+            // distributionPoint [0] { fullName [0] GeneralNames }
+            let Some(dpn) = parts.iter().find(|t| t.tag == 0xa0) else {
+                continue;
+            };
+            for name in tlv::children(dpn.content).unwrap_or_default() {
+                if name.tag != 0xa0 {
+                    continue;
+                }
+                for gn in tlv::children(name.content).unwrap_or_default() {
+                    if gn.tag == 0x86 {
+                        out.push(String::from_utf8_lossy(gn.content).into_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the certificate has an AIA OCSP responder.
+    pub fn has_ocsp(&self) -> bool {
+        self.ext("1.3.6.1.5.5.7.1.1")
+            .and_then(|(_, v)| tlv::single(v))
+            .and_then(|seq| tlv::children(seq.content))
+            .is_some_and(|ads| {
+                ads.iter().any(|ad| {
+                    tlv::children(ad.content)
+                        .and_then(|p| tlv::oid_of(p.first()))
+                        .as_deref()
+                        == Some("1.3.6.1.5.5.7.48.1")
+                })
+            })
+    }
+
+    /// The URIs of the AIA OCSP access descriptions (Go's `OCSPServer`).
+    pub fn ocsp_urls(&self) -> Vec<String> {
+        let ads = self
+            .ext("1.3.6.1.5.5.7.1.1")
+            .and_then(|(_, v)| tlv::single(v))
+            .and_then(|seq| tlv::children(seq.content))
+            .unwrap_or_default();
+        ads.iter()
+            .filter_map(|ad| {
+                let parts = tlv::children(ad.content)?;
+                if tlv::oid_of(parts.first()).as_deref() != Some("1.3.6.1.5.5.7.48.1") {
+                    return None;
+                }
+                let loc = parts.get(1).filter(|t| t.tag == 0x86)?;
+                Some(String::from_utf8_lossy(loc.content).into_owned())
+            })
+            .collect()
+    }
+
+    /// The subjectPublicKey BIT STRING bytes (what an OCSP CertID's issuerKeyHash hashes).
+    pub(crate) fn public_key_bits(&self) -> Vec<u8> {
+        self.parsed
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes()
+            .to_vec()
+    }
+
+    /// Whether the certificate carries the id-kp-OCSPSigning extended key usage.
+    pub(crate) fn has_ocsp_signing(&self) -> bool {
+        self.extended_key_usage()
+            .is_some_and(|(_, ekus)| ekus.iter().any(|e| e == "1.3.6.1.5.5.7.3.9"))
+    }
+
+    /// Whether the certificate names a delta CRL (the freshestCRL extension).
+    pub fn has_freshest_crl(&self) -> bool {
+        self.ext("2.5.29.46").is_some()
+    }
+
+    /// Why this certificate may not sign CRLs, as Go's `RevocationList.CheckSignatureFrom` checks
+    /// the issuer: it must be a CA, and a present keyUsage must contain cRLSign.
+    pub(crate) fn crl_signer_problem(&self) -> Option<String> {
+        if !matches!(self.basic_constraints(), Some((true, _))) {
+            return Some(format!(
+                "the CRL issuer {:?} is not a CA certificate",
+                self.subject()
+            ));
+        }
+        match self.key_usage() {
+            Some(ku) if ku.bits != 0 && ku.bits & KU_CRL_SIGN == 0 => Some(format!(
+                "the CRL issuer {:?} keyUsage lacks cRLSign",
+                self.subject()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Strips leading zero bytes of a DER INTEGER's content (keeps one byte).
+pub(crate) fn trim_serial(b: &[u8]) -> Vec<u8> {
+    let skip = b
+        .iter()
+        .take_while(|x| **x == 0)
+        .count()
+        .min(b.len().saturating_sub(1));
+    b[skip..].to_vec()
+}
+
+/// Whether a signed X.509 structure (`SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }`:
+/// certificate or CRL) verifies with `issuer`'s key.
+pub(crate) fn signed_by(der: &[u8], issuer: &Cert) -> bool {
+    {
+        let Some(outer) = tlv::single(der) else {
             return false;
         };
         let parts = tlv::children(outer.content).unwrap_or_default();
@@ -274,7 +405,9 @@ impl Cert {
         };
         key.verify_pkix(&oid, None, tbs.whole, &sig.content[1..])
     }
+}
 
+impl Cert {
     /// Whether `issuer` issued this certificate (name chaining and signature).
     pub fn issued_by(&self, issuer: &Cert) -> bool {
         self.raw_issuer() == issuer.raw_subject() && self.signature_from(issuer)

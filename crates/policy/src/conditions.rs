@@ -228,19 +228,30 @@ fn innermost(s: &str) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// Substitutes all `{{ }}` variables in `v` against `data`.
+/// Substitutes all `{{ }}` variables in `v` against `data` (a variable that resolves to nothing
+/// becomes `null`, or an empty string inside a longer string: the conditions semantics).
 pub fn substitute(v: &Value, data: &Value) -> Result<Value, EvalError> {
+    substitute_with(v, data, false)
+}
+
+/// Substitutes all `{{ }}` variables in `v` against `data`, as Kyverno substitutes a rule body: a
+/// variable that resolves to `null` (an unknown path) is an [`EvalError::UnresolvedVariable`].
+pub fn substitute_strict(v: &Value, data: &Value) -> Result<Value, EvalError> {
+    substitute_with(v, data, true)
+}
+
+fn substitute_with(v: &Value, data: &Value, strict: bool) -> Result<Value, EvalError> {
     match v {
-        Value::String(s) => substitute_str(s, data),
+        Value::String(s) => substitute_str(s, data, strict),
         Value::Array(a) => a
             .iter()
-            .map(|x| substitute(x, data))
+            .map(|x| substitute_with(x, data, strict))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
         Value::Object(m) => {
             let mut out = serde_json::Map::new();
             for (k, x) in m {
-                out.insert(k.clone(), substitute(x, data)?);
+                out.insert(k.clone(), substitute_with(x, data, strict)?);
             }
             Ok(Value::Object(out))
         }
@@ -248,7 +259,7 @@ pub fn substitute(v: &Value, data: &Value) -> Result<Value, EvalError> {
     }
 }
 
-fn substitute_str(s: &str, data: &Value) -> Result<Value, EvalError> {
+fn substitute_str(s: &str, data: &Value, strict: bool) -> Result<Value, EvalError> {
     let mut current = s.to_owned();
     // Bounded: every iteration removes one `{{ }}` pair.
     loop {
@@ -260,6 +271,9 @@ fn substitute_str(s: &str, data: &Value) -> Result<Value, EvalError> {
         };
         let expr = current[start + 2..end].trim().to_owned();
         let value = eval_jmespath(&expr, data)?;
+        if strict && value.is_null() {
+            return Err(EvalError::UnresolvedVariable(expr));
+        }
         if start == 0 && end + 2 == current.len() {
             return Ok(value);
         }

@@ -77,6 +77,25 @@ pub enum EvalError {
     /// A `{{ }}` variable expression is malformed.
     #[error("malformed variable in `{0}`")]
     MalformedVariable(String),
+    /// A `{{ }}` variable of a rule body resolved to nothing (Kyverno: "variable not resolved").
+    #[error("variable `{{{{ {0} }}}}` not resolved (no such value in the rule context)")]
+    UnresolvedVariable(String),
+    /// A rule `context` entry could not be evaluated.
+    #[error("{path}: {message}")]
+    Context {
+        /// Path of the context entry (`spec.rules[i].context[j]`).
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The `verifyImages` entry is invalid once its variables are substituted.
+    #[error("{path} (after variable substitution): {message}")]
+    Substituted {
+        /// Path of the offending field.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Operands of an operator have types or formats the operator cannot handle.
     #[error("operator {operator}: {message}")]
     Operand {

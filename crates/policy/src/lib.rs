@@ -9,6 +9,10 @@
 //!   caller-supplied per-entry outcomes; [`conditions`] evaluates Kyverno
 //!   conditions with `{{ }}` JMESPath variables, with Kyverno's function pack
 //!   ([`functions`], including `random` and `x509_decode`).
+//! - Rule `context` entries ([`context`]): `variable` entries evaluate offline, `imageRegistry`
+//!   entries with data the caller fetches; the `verifyImages` body is recompiled after variable
+//!   substitution ([`CompiledRule::substituted_verify_image`]); `spec.applyRules` and
+//!   `spec.validationFailureActionOverrides` (namespaces form) are part of [`CompiledPolicy`].
 //! - Custom `imageExtractors` (with `jmesPath` transforms) run through
 //!   [`CompiledRule::extract_images`]; deprecated `verifyImages` fields (`key`,
 //!   `issuer`, `subject`, `roots`, `annotations`) are converted to an attestor
@@ -16,6 +20,7 @@
 
 pub mod attestor;
 pub mod conditions;
+pub mod context;
 pub mod error;
 pub mod functions;
 pub mod image;
@@ -97,7 +102,7 @@ pub fn parse_policies(yaml: &str) -> Result<PolicySet, PolicyError> {
         };
         let raw: raw::RawPolicy = from_value_at(&value, "").map_err(with_doc)?;
         set.policies
-            .push(model::compile_policy(&raw).map_err(with_doc)?);
+            .push(model::compile_policy(&raw, &value).map_err(with_doc)?);
     }
     Ok(set)
 }

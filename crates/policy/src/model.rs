@@ -10,7 +10,8 @@ use crate::attestor::{
     Attestor, AttestorKind, AttestorSet, CertificateAttestor, CtlogConfig, IdentityMatcher,
     KeyAttestor, KeylessAttestor, PublicKeySource, RekorConfig,
 };
-use crate::conditions::{AnyAllConditions, compile_conditions_value};
+use crate::conditions::{AnyAllConditions, compile_conditions_value, substitute_strict};
+use crate::context::{ContextEntry, compile_context};
 use crate::error::{EvalError, PolicyError};
 use crate::image::{CustomExtractor, ExtractedImage, ImageInfo, extract_custom, extract_images};
 use crate::matching::{AutogenControllers, MatchBlock, Operation, ResourceFacts};
@@ -52,6 +53,25 @@ impl FailureAction {
     }
 }
 
+/// `spec.applyRules`: whether every matching rule applies, or only the first that applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApplyRules {
+    /// Every rule (default).
+    #[default]
+    All,
+    /// Stop after the first rule that applies (its result is a pass or a fail).
+    One,
+}
+
+/// One `spec.validationFailureActionOverrides` entry (namespaces form).
+#[derive(Debug, Clone)]
+pub struct FailureActionOverride {
+    /// The action for resources in these namespaces.
+    pub action: FailureAction,
+    /// Namespace patterns (wildcards).
+    pub namespaces: Vec<Wildcard>,
+}
+
 /// Webhook failure policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailurePolicy {
@@ -87,6 +107,10 @@ pub struct CompiledPolicy {
     pub autogen: AutogenControllers,
     /// Spec-level failure action (default Audit).
     pub validation_failure_action: FailureAction,
+    /// `spec.validationFailureActionOverrides` (namespaces form), in order.
+    pub failure_action_overrides: Vec<FailureActionOverride>,
+    /// `spec.applyRules` (default `All`).
+    pub apply_rules: ApplyRules,
     /// Webhook failure policy (default Fail).
     pub failure_policy: FailurePolicy,
     /// Webhook timeout (seconds), if set.
@@ -127,14 +151,19 @@ pub struct CompiledRule {
     pub match_block: MatchBlock,
     /// Exclude block.
     pub exclude: Option<MatchBlock>,
-    /// Raw context entries (resolved by the caller).
-    pub context: Vec<Value>,
+    /// Compiled `context` entries, in evaluation order.
+    pub context: Vec<ContextEntry>,
     /// Preconditions.
     pub preconditions: Option<AnyAllConditions>,
     /// Custom image extractors by kind.
     pub image_extractors: BTreeMap<String, Vec<ImageExtractor>>,
     /// verifyImages entries.
     pub verify_images: Vec<VerifyImage>,
+    /// The `verifyImages` entries as written (JSON), recompiled after variable substitution by
+    /// [`CompiledRule::substituted_verify_image`].
+    pub verify_images_source: Vec<Value>,
+    /// The spec-level failure action the entries were compiled with.
+    pub spec_failure_action: FailureAction,
     /// Whether Kyverno autogen applies to this rule (matches only Pods, no names/selectors).
     pub autogen_eligible: bool,
 }
@@ -305,8 +334,153 @@ impl CompiledRule {
     }
 }
 
+impl CompiledPolicy {
+    /// The spec-level failure action for a resource in `namespace`: the first
+    /// `validationFailureActionOverrides` entry whose namespaces match, else
+    /// `validationFailureAction`.
+    pub fn failure_action_for(&self, namespace: &str) -> FailureAction {
+        self.failure_action_overrides
+            .iter()
+            .find(|o| o.namespaces.iter().any(|n| n.matches(namespace)))
+            .map_or(self.validation_failure_action, |o| o.action)
+    }
+
+    /// The failure action of a `verifyImages` entry for a resource in `namespace`: the entry's own
+    /// `failureAction` when set (Kyverno 1.13 gives it precedence), else
+    /// [`CompiledPolicy::failure_action_for`].
+    pub fn effective_action(&self, vi: &VerifyImage, namespace: &str) -> FailureAction {
+        vi.failure_action
+            .unwrap_or_else(|| self.failure_action_for(namespace))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawOverride {
+    action: String,
+    #[serde(default)]
+    namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    namespace_selector: Option<Value>,
+}
+
+/// `spec.validationFailureActionOverrides`: the namespaces form; a `namespaceSelector` needs the
+/// cluster's namespace labels, so it is an error.
+fn compile_overrides(v: &Value) -> Result<Vec<FailureActionOverride>, PolicyError> {
+    let base = "spec.validationFailureActionOverrides";
+    let list: Vec<RawOverride> = crate::from_value_at(v, base)?;
+    list.iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let p = format!("{base}[{i}]");
+            if o.namespace_selector.is_some() {
+                return Err(PolicyError::invalid(
+                    format!("{p}.namespaceSelector"),
+                    "not supported: matching namespace labels needs the Kubernetes API server \
+                     (list the namespaces instead)",
+                ));
+            }
+            let action = FailureAction::parse(&o.action, &format!("{p}.action"))?;
+            let namespaces = o
+                .namespaces
+                .as_ref()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| PolicyError::invalid(format!("{p}.namespaces"), "required"))?;
+            Ok(FailureActionOverride {
+                action,
+                namespaces: namespaces.iter().map(|n| Wildcard::new(n)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Removes what is not substituted with the rule body (`attestations[*].conditions` and
+/// `validate`, evaluated later with the attestation data) from a `verifyImages` entry.
+fn take_late_fields(v: &mut Value) -> (Option<Value>, Vec<Option<Value>>) {
+    let Some(obj) = v.as_object_mut() else {
+        return (None, Vec::new());
+    };
+    let validate = obj.remove("validate");
+    let mut conditions = Vec::new();
+    if let Some(Value::Array(atts)) = obj.get_mut("attestations") {
+        for a in atts {
+            conditions.push(a.as_object_mut().and_then(|o| o.remove("conditions")));
+        }
+    }
+    (validate, conditions)
+}
+
+fn restore_late_fields(v: &mut Value, late: (Option<Value>, Vec<Option<Value>>)) {
+    let (validate, conditions) = late;
+    let Some(obj) = v.as_object_mut() else {
+        return;
+    };
+    if let Some(val) = validate {
+        obj.insert("validate".into(), val);
+    }
+    if let Some(Value::Array(atts)) = obj.get_mut("attestations") {
+        for (a, c) in atts.iter_mut().zip(conditions) {
+            if let (Some(o), Some(c)) = (a.as_object_mut(), c) {
+                o.insert("conditions".into(), c);
+            }
+        }
+    }
+}
+
+impl CompiledRule {
+    /// Whether `verifyImages[index]` has `{{ }}` variables in the fields substituted with the rule
+    /// body (everything but `attestations[*].conditions` and `validate`).
+    pub fn needs_substitution(&self, index: usize) -> bool {
+        self.verify_images_source.get(index).is_some_and(|src| {
+            let mut v = src.clone();
+            take_late_fields(&mut v);
+            v.to_string().contains("{{")
+        })
+    }
+
+    /// `verifyImages[index]` with its variables substituted against `data` (the rule context) and
+    /// compiled again, as Kyverno substitutes the rule before verifying: every field but
+    /// `attestations[*].conditions` and `validate` (evaluated later, with the attestation data). A
+    /// variable that does not resolve, or a substituted value that is invalid, is an error.
+    ///
+    /// Returns the compiled entry and its substituted JSON (for cache keys).
+    pub fn substituted_verify_image(
+        &self,
+        index: usize,
+        data: &Value,
+    ) -> Result<(VerifyImage, Value), EvalError> {
+        let path = format!("{}.verifyImages[{index}]", self.path);
+        let source =
+            self.verify_images_source
+                .get(index)
+                .ok_or_else(|| EvalError::Substituted {
+                    path: path.clone(),
+                    message: "no such verifyImages entry".into(),
+                })?;
+        let mut stripped = source.clone();
+        let late = take_late_fields(&mut stripped);
+        let mut out = substitute_strict(&stripped, data).map_err(|e| EvalError::Substituted {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        restore_late_fields(&mut out, late);
+        let to_eval = |e: PolicyError| EvalError::Substituted {
+            path: e.path().unwrap_or(&path).to_owned(),
+            message: match e {
+                PolicyError::Invalid { message, .. } | PolicyError::Schema { message, .. } => {
+                    message
+                }
+                PolicyError::Yaml { message, .. } => message,
+            },
+        };
+        let raw: RawVerifyImage = crate::from_value_at(&out, &path).map_err(to_eval)?;
+        let vi = compile_verify_image(&raw, &path, self.spec_failure_action).map_err(to_eval)?;
+        Ok((vi, out))
+    }
+}
+
 /// Deserialises and compiles one policy document.
-pub(crate) fn compile_policy(raw: &RawPolicy) -> Result<CompiledPolicy, PolicyError> {
+pub(crate) fn compile_policy(raw: &RawPolicy, doc: &Value) -> Result<CompiledPolicy, PolicyError> {
     let kind = match raw.kind.as_str() {
         "ClusterPolicy" => PolicyKind::ClusterPolicy,
         "Policy" => PolicyKind::Policy,
@@ -325,11 +499,6 @@ pub(crate) fn compile_policy(raw: &RawPolicy) -> Result<CompiledPolicy, PolicyEr
         .ok_or_else(|| PolicyError::invalid("metadata.name", "required"))?;
     let spec = &raw.spec;
     for (field, set) in [
-        (
-            "validationFailureActionOverrides",
-            spec.validation_failure_action_overrides.is_some(),
-        ),
-        ("applyRules", spec.apply_rules.is_some()),
         (
             "mutateExistingOnPolicyUpdate",
             spec.mutate_existing_on_policy_update.is_some(),
@@ -392,8 +561,34 @@ pub(crate) fn compile_policy(raw: &RawPolicy) -> Result<CompiledPolicy, PolicyEr
         .rules
         .iter()
         .enumerate()
-        .map(|(i, r)| compile_rule(r, &format!("spec.rules[{i}]"), validation_failure_action))
+        .map(|(i, r)| {
+            let source = doc
+                .pointer(&format!("/spec/rules/{i}/verifyImages"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            compile_rule(
+                r,
+                &format!("spec.rules[{i}]"),
+                validation_failure_action,
+                source,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
+    let apply_rules = match spec.apply_rules.as_deref() {
+        None | Some("All") => ApplyRules::All,
+        Some("One") => ApplyRules::One,
+        Some(other) => {
+            return Err(PolicyError::invalid(
+                "spec.applyRules",
+                format!("invalid value `{other}` (One or All)"),
+            ));
+        }
+    };
+    let failure_action_overrides = match &spec.validation_failure_action_overrides {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => compile_overrides(v)?,
+    };
     Ok(CompiledPolicy {
         kind,
         name,
@@ -401,6 +596,8 @@ pub(crate) fn compile_policy(raw: &RawPolicy) -> Result<CompiledPolicy, PolicyEr
         autogen: AutogenControllers::from_annotations(&raw.metadata.annotations),
         annotations: raw.metadata.annotations.clone(),
         validation_failure_action,
+        failure_action_overrides,
+        apply_rules,
         failure_policy,
         webhook_timeout_seconds: timeout,
         background: spec.background.unwrap_or(true),
@@ -413,6 +610,7 @@ fn compile_rule(
     raw: &RawRule,
     path: &str,
     spec_action: FailureAction,
+    verify_images_source: Vec<Value>,
 ) -> Result<CompiledRule, PolicyError> {
     for (field, set) in [
         ("validate", raw.validate.is_some()),
@@ -510,10 +708,12 @@ fn compile_rule(
         path: path.to_owned(),
         match_block,
         exclude,
-        context: raw.context.clone(),
+        context: compile_context(&raw.context, &format!("{path}.context"))?,
         preconditions,
         image_extractors,
         verify_images,
+        verify_images_source,
+        spec_failure_action: spec_action,
         autogen_eligible,
     })
 }

@@ -5,7 +5,10 @@
 //! fail after one changed byte, and match notation's structure field for field; an expired
 //! certificate's signature timestamped by a local RFC 3161 TSA verifies under strict only when the
 //! TSA root is in the `tsa` store; the policy-engine API admits the trusted signer and rejects another;
-//! bad input gives one clear error line.
+//! CRL revocation against a CRL server on 127.0.0.1 (good, revoked, CRL signed by another key,
+//! expired, missing, responder down, `revocation: skip`) under strict and permissive, and of the TSA
+//! chain (checked at signing, and under authenticTimestamp whatever `revocation` says); bad input
+//! gives one clear error line.
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -673,19 +676,34 @@ fn read(b: &[u8]) -> (u8, &[u8], &[u8], &[u8]) {
 struct Tsa {
     port: u16,
     root_pem: String,
+    /// A CRL of the TSA root listing the given serials (the TSA certificate's serial is
+    /// [`TSA_SERIAL`]).
+    #[allow(clippy::type_complexity)]
+    crl: Box<dyn Fn(&[u64]) -> Vec<u8>>,
 }
+
+const TSA_SERIAL: u64 = 0x5151;
 
 /// A TSA answering DER TimeStampReq with tokens signed by a P-256 key whose certificate (EKU
 /// timeStamping, critical) chains to its own root; `genTime` = now.
 fn start_tsa() -> Tsa {
+    start_tsa_with(None)
+}
+
+/// [`start_tsa`] whose TSA certificate names the CRL distribution point `cdp`.
+fn start_tsa_with(cdp: Option<String>) -> Tsa {
     let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let root_params = ca_params("Test TSA Root");
     let root = root_params.self_signed(&root_key).unwrap();
-    let issuer = Issuer::new(root_params, &root_key);
+    let issuer = Issuer::from_params(&root_params, &root_key);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut lp = CertificateParams::new(Vec::<String>::new()).unwrap();
     lp.distinguished_name.push(DnType::CommonName, "Test TSA");
     lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    lp.serial_number = Some(rcgen::SerialNumber::from(TSA_SERIAL));
+    if let Some(u) = cdp {
+        lp.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![u] }];
+    }
     let mut eku =
         CustomExtension::from_oid_content(&[2, 5, 29, 37], seq(&[&oid("1.3.6.1.5.5.7.3.8")]));
     eku.set_criticality(true);
@@ -805,9 +823,34 @@ fn start_tsa() -> Tsa {
             let _ = c.write_all(&resp);
         }
     });
+    let crl = move |revoked: &[u64]| {
+        let t = sigil_notary::time::now();
+        let at = |s: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(s as u64);
+        rcgen::CertificateRevocationListParams {
+            this_update: at(t - 60),
+            next_update: at(t + 3600),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: at(t - 30),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&Issuer::from_params(&root_params, &root_key))
+        .unwrap()
+        .der()
+        .to_vec()
+    };
     Tsa {
         port,
         root_pem: root.pem(),
+        crl: Box::new(crl),
     }
 }
 
@@ -1112,4 +1155,300 @@ fn bad_input_gives_one_clear_error() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A CRL server on 127.0.0.1 (std thread): GET `path` → the stored body or 404.
+struct CrlServer {
+    port: u16,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+}
+
+impl CrlServer {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+            Default::default();
+        let f = files.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let path = text.split(' ').nth(1).unwrap_or("").to_owned();
+                let body = f.lock().unwrap().get(&path).cloned();
+                let _ = match body {
+                    Some(b) => s
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                b.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|_| s.write_all(&b)),
+                    None => s.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        Self { port, files }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn put(&self, path: &str, body: Vec<u8>) {
+        self.files.lock().unwrap().insert(path.to_owned(), body);
+    }
+}
+
+/// Root → intermediate → leaf whose leaf names `leaf_cdp` and intermediate `int_cdp`; returns the
+/// PKI and a CRL maker `(issuer: "int"|"root"|"other", revoked serials, nextUpdate offset)`.
+#[allow(clippy::type_complexity)]
+fn revocable_pki(
+    leaf_cdp: &str,
+    int_cdp: &str,
+) -> (Pki, Box<dyn Fn(&str, &[u64], i64) -> Vec<u8>>) {
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let root_params = ca_params("CRL Root");
+    let root = root_params.self_signed(&root_key).unwrap();
+    let int_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut int_params = ca_params("CRL Intermediate");
+    int_params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![int_cdp.to_owned()],
+    }];
+    let int = int_params
+        .signed_by(&int_key, &Issuer::from_params(&root_params, &root_key))
+        .unwrap();
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut lp = CertificateParams::new(Vec::<String>::new()).unwrap();
+    lp.distinguished_name.push(DnType::CommonName, "CRL Leaf");
+    lp.distinguished_name
+        .push(DnType::OrganizationName, "Sigil Test");
+    lp.distinguished_name
+        .push(DnType::StateOrProvinceName, "WA");
+    lp.distinguished_name.push(DnType::CountryName, "US");
+    lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    lp.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    lp.serial_number = Some(rcgen::SerialNumber::from(4242u64));
+    lp.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![leaf_cdp.to_owned()],
+    }];
+    let leaf = lp
+        .signed_by(&leaf_key, &Issuer::from_params(&int_params, &int_key))
+        .unwrap();
+    let pki = Pki {
+        root_pem: root.pem(),
+        chain_pem: format!("{}{}{}", leaf.pem(), int.pem(), root.pem()),
+        key_pem: leaf_key.serialize_pem(),
+        chain_der: vec![leaf.der().to_vec(), int.der().to_vec(), root.der().to_vec()],
+    };
+    let other_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let make = move |who: &str, revoked: &[u64], next: i64| {
+        let t = sigil_notary::time::now();
+        let at = |s: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(s as u64);
+        let p = rcgen::CertificateRevocationListParams {
+            this_update: at(t - 7200),
+            next_update: at(t + next),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: at(t - 60),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let issuer = match who {
+            "int" => Issuer::from_params(&int_params, &int_key),
+            "root" => Issuer::from_params(&root_params, &root_key),
+            _ => Issuer::from_params(&int_params, &other_key),
+        };
+        p.signed_by(&issuer).unwrap().der().to_vec()
+    };
+    (pki, Box::new(make))
+}
+
+#[tokio::test]
+async fn crl_revocation_through_notary_verify() {
+    let reg = SigilRegistry::start_default();
+    let http = reg.http();
+    let addr = reg.addr();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let srv = CrlServer::start();
+    let (p, crl) = revocable_pki(&srv.url("/int.crl"), &srv.url("/root.crl"));
+    let img = push_small_image(&http, "crl/app", "v1", fresh_seed()).await;
+    let reference = format!("{addr}/crl/app@{}", img.digest());
+    expect_success("sign", &sign(d, &p, &reference, &[]));
+    let store = trust_store(d, &[("ca", "crl", p.root_pem.as_bytes())]);
+    let strict = strict_policy(d, &["ca:crl"], "*");
+    let permissive = write(
+        d,
+        "permissive.json",
+        &json_bytes(&json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "test", "registryScopes": ["*"],
+                "signatureVerification": {"level": "permissive"},
+                "trustStores": ["ca:crl"], "trustedIdentities": ["*"],
+            }]
+        })),
+    );
+    // Good CRLs (another serial listed) → strict passes.
+    srv.put("/int.crl", crl("int", &[7], 3600));
+    srv.put("/root.crl", crl("root", &[], 3600));
+    expect_verified("good CRLs", &verify(&reference, &strict, &store));
+    // The leaf revoked → rejected, naming the certificate and the reason.
+    srv.put("/int.crl", crl("int", &[4242], 3600));
+    let o = verify(&reference, &strict, &store);
+    expect_rejected("revoked", &o, "revocation validation failed");
+    assert!(
+        stderr(&o).contains("\"CN=CRL Leaf,O=Sigil Test,ST=WA,C=US\" is revoked")
+            && stderr(&o).contains("keyCompromise"),
+        "{}",
+        stderr(&o)
+    );
+    // A CRL signed by another key → unknown: strict fails, permissive passes with a warning.
+    srv.put("/int.crl", crl("other", &[], 3600));
+    let o = verify(&reference, &strict, &store);
+    expect_rejected("foreign CRL", &o, "revocation status is unknown");
+    assert!(stderr(&o).contains("not signed by CA"), "{}", stderr(&o));
+    let o = verify(&reference, &permissive, &store);
+    expect_verified("foreign CRL, permissive", &o);
+    assert!(
+        stdout(&o).contains("Warning: revocation was set to \"log\" and failed")
+            && stdout(&o).contains("revocation status is unknown"),
+        "{}",
+        stdout(&o)
+    );
+    // An expired CRL → unknown.
+    srv.put("/int.crl", crl("int", &[], -60));
+    let o = verify(&reference, &strict, &store);
+    expect_rejected("expired CRL", &o, "expired CRL");
+    // The intermediate's CRL missing (404) → unknown.
+    srv.put("/int.crl", crl("int", &[], 3600));
+    srv.files.lock().unwrap().remove("/root.crl");
+    let o = verify(&reference, &strict, &store);
+    expect_rejected("missing root CRL", &o, "HTTP status 404");
+    assert!(stderr(&o).contains("CRL Intermediate"), "{}", stderr(&o));
+
+    // Responder down: a port nothing listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/x.crl", l.local_addr().unwrap().port())
+    };
+    let (q, _) = revocable_pki(&dead, &dead);
+    let img2 = push_small_image(&http, "crl/down", "v1", fresh_seed()).await;
+    let reference2 = format!("{addr}/crl/down@{}", img2.digest());
+    expect_success("sign", &sign(d, &q, &reference2, &[]));
+    let store2 = trust_store(d, &[("ca", "crl", q.root_pem.as_bytes())]);
+    let o = verify(&reference2, &strict, &store2);
+    expect_rejected("server down", &o, "failed to download CRL");
+    assert!(
+        stderr(&o).contains("revocation status is unknown"),
+        "{}",
+        stderr(&o)
+    );
+    let skip = write(
+        d,
+        "skip-revocation.json",
+        &json_bytes(&json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "test", "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict", "override": {"revocation": "skip"}},
+                "trustStores": ["ca:crl"], "trustedIdentities": ["*"],
+            }]
+        })),
+    );
+    expect_verified("revocation skipped", &verify(&reference2, &skip, &store2));
+}
+
+#[tokio::test]
+async fn tsa_chain_revocation() {
+    let reg = SigilRegistry::start_default();
+    let http = reg.http();
+    let addr = reg.addr();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let srv = CrlServer::start();
+    let tsa = start_tsa_with(Some(srv.url("/tsa.crl")));
+    let p = pki("tsa revocation", &rcgen::PKCS_ECDSA_P256_SHA256, None);
+    let img = push_small_image(&http, "tsacrl/app", "v1", fresh_seed()).await;
+    let reference = format!("{addr}/tsacrl/app@{}", img.digest());
+    let root = write(d, "tsa-root.pem", tsa.root_pem.as_bytes());
+    let url = format!("http://127.0.0.1:{}/", tsa.port);
+    let ts_args = [
+        "--timestamp-url",
+        url.as_str(),
+        "--timestamp-root",
+        root.as_str(),
+    ];
+    // Signing checks the TSA chain: no CRL (404) → unknown → refused.
+    let o = sign(d, &p, &reference, &ts_args);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("timestamping certificate")
+            && stderr(&o).contains("revocation status is unknown"),
+        "{}",
+        stderr(&o)
+    );
+    srv.put("/tsa.crl", (tsa.crl)(&[]));
+    expect_success(
+        "sign with a good TSA CRL",
+        &sign(d, &p, &reference, &ts_args),
+    );
+    let store = trust_store(
+        d,
+        &[
+            ("ca", "test", p.root_pem.as_bytes()),
+            ("tsa", "tsa", tsa.root_pem.as_bytes()),
+        ],
+    );
+    let pol = strict_policy(d, &["ca:test", "tsa:tsa"], "*");
+    expect_verified("TSA not revoked", &verify(&reference, &pol, &store));
+    // The TSA certificate revoked → authenticTimestamp fails, even with `revocation: skip`.
+    srv.put("/tsa.crl", (tsa.crl)(&[TSA_SERIAL]));
+    let o = verify(&reference, &pol, &store);
+    expect_rejected("TSA revoked", &o, "authenticTimestamp validation failed");
+    assert!(
+        stderr(&o).contains("timestamping certificate with subject \"CN=Test TSA\" is revoked"),
+        "{}",
+        stderr(&o)
+    );
+    let skip = write(
+        d,
+        "tsa-skip.json",
+        &json_bytes(&json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "test", "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict", "override": {"revocation": "skip"}},
+                "trustStores": ["ca:test", "tsa:tsa"], "trustedIdentities": ["*"],
+            }]
+        })),
+    );
+    expect_rejected(
+        "TSA revoked, revocation skipped",
+        &verify(&reference, &skip, &store),
+        "is revoked",
+    );
+    // Without a tsa store the timestamp (and its chain) is not used: the valid signature passes.
+    let no_tsa = strict_policy(d, &["ca:test"], "*");
+    expect_verified("no tsa store", &verify(&reference, &no_tsa, &store));
 }

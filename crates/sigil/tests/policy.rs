@@ -10,7 +10,7 @@
 //! (`autogen-<rule>`) and CronJobs (`autogen-cronjob-<rule>`); Audit vs `--audit-warn`; attestation
 //! conditions (one policy per operator family, pass and fail; a keyless SLSA provenance); two policies
 //! of one file sharing a rule name; `mutateDigest` written by `--patched-resources`; resource
-//! directories and `List`s; `type: Notary` with an unusable certificate as an error (never a pass); unreachable and hanging registries; the
+//! directories and `List`s; a rule `context` variable supplying the key (pass, fail, error); `type: Notary` with an unusable certificate as an error (never a pass); unreachable and hanging registries; the
 //! Kyverno policies of `tests/data/policy/kyverno` (copied from upstream) through `policy apply`, and
 //! the upstream `cli/verify-signature` test adapted to the local registry through `policy test`;
 //! `policy test` mismatches and `patchedResources`; bad input (one clear line each).
@@ -546,6 +546,53 @@ async fn policies_sharing_a_file_and_a_rule_name_are_decided_separately() {
     assert_eq!(out.status("p", "trusts-a"), "pass", "{}", out.dump());
     assert_eq!(out.status("p", "trusts-b"), "fail", "{}", out.dump());
     assert_eq!(out.code, Some(1), "{}", out.dump());
+}
+
+/// A rule `context` variable supplies the key (`publicKeys: "{{ pubkey }}"`), chosen by a label of
+/// the Pod: the signer's key passes, the other key fails (exit 1), an unknown team is an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn context_variable_supplies_the_key() {
+    let env = Env::new();
+    let addr = env.addr();
+    let (ka, kb) = (env.keypair("a"), env.keypair("b"));
+    env.image("ctx/app", "v1", 41).await;
+    let image = format!("{addr}/ctx/app:v1");
+    env.sign("a", &image);
+    let mut doc = policy(
+        "ctx-key",
+        "verify",
+        verify_entry(
+            &format!("{addr}/ctx/*"),
+            json!([{"entries": [key_entry("{{ pubkey }}")]}]),
+        ),
+    );
+    doc["spec"]["rules"][0]["context"] = json!([
+        {"name": "team", "variable": {"jmesPath": "request.object.metadata.labels.team", "default": "alpha"}},
+        {"name": "pubkey", "variable": {"value": {"alpha": ka, "beta": kb}, "jmesPath": "\"{{ team }}\""}},
+    ]);
+    let p = env.write_yaml("ctx-policy.yaml", &[doc]);
+    let labelled = |name: &str, team: &str| {
+        let mut p = pod(name, &[&image]);
+        p["metadata"]["labels"] = json!({ "team": team });
+        p
+    };
+    let pass = env.write_yaml("ctx-pass.yaml", &[pod("p-alpha", &[&image])]);
+    let out = env.apply(&[&p], &[&pass], &[]);
+    assert_eq!(out.status("p-alpha", "ctx-key"), "pass", "{}", out.dump());
+    assert_eq!(out.code, Some(0), "{}", out.dump());
+    let fail = env.write_yaml("ctx-fail.yaml", &[labelled("p-beta", "beta")]);
+    let out = env.apply(&[&p], &[&fail], &[]);
+    assert_eq!(out.status("p-beta", "ctx-key"), "fail", "{}", out.dump());
+    assert_eq!(out.code, Some(1), "{}", out.dump());
+    let unknown = env.write_yaml("ctx-unknown.yaml", &[labelled("p-gamma", "gamma")]);
+    let out = env.apply(&[&p], &[&unknown], &[]);
+    assert_eq!(out.status("p-gamma", "ctx-key"), "error", "{}", out.dump());
+    assert_ne!(out.code, Some(0), "{}", out.dump());
+    assert!(
+        out.dump().contains("spec.rules[0].context[1]"),
+        "{}",
+        out.dump()
+    );
 }
 
 /// Resources from a directory (recursively, with a `List`), and a `type: Notary` rule: a clear error

@@ -12,7 +12,8 @@
 //! - `webhook`: `sigil webhook serve` and `sigil serve` over HTTPS with AdmissionReview bodies (Pod,
 //!   Deployment, CronJob), patches, reload, metrics, deadlines, every attestor kind; `deploy/` manifests;
 //! - `notary`: `sigil notary sign/verify/inspect` on the notation e2e layouts (sigil and docker-registry),
-//!   sign/verify round trips, RFC 3161 timestamps from a local TSA, and the policy-engine Notary API.
+//!   sign/verify round trips, RFC 3161 timestamps from a local TSA, CRL revocation of the signing and
+//!   TSA chains against a local CRL server, and the policy-engine Notary API.
 //!
 //! `util` holds the harness. Oracle tests skip when a tool is missing unless `SIGIL_REQUIRE_ORACLES=1`
 //! (`scripts/test.sh` sets it and installs the tools first).

@@ -6,9 +6,10 @@
 //!   `artifactType` form, or notation 1.x's form with `--legacy-manifest`); prints the signature
 //!   manifest's digest.
 //! - `verify` selects the trust policy statement by registry scope and verifies the image's
-//!   signatures (at most 10, stopping at the first that verifies); prints which signature verified
-//!   (and warnings of checks set to "log") on stdout, one line per rejected signature on stderr, and
-//!   exits 1 when none verified.
+//!   signatures (at most 10, stopping at the first that verifies; revocation of the signing and TSA
+//!   chains is checked against the certificates' OCSP responders and CRL distribution points
+//!   unless the policy skips it); prints which signature verified (and warnings of checks set to
+//!   "log") on stdout, one line per rejected signature on stderr, and exits 1 when none verified.
 //! - `inspect` lists the signatures with their certificates, signing time, expiry and timestamp, as
 //!   text or JSON (`-o json`).
 
