@@ -1,10 +1,13 @@
 //! Registry authentication: docker `config.json` credentials, `WWW-Authenticate` challenges, token scopes.
 //!
 //! Credentials come from a docker-style auth file (`auths` → `auth` = base64 `user:pass`, or
-//! `username`/`password`), keyed by `host`, `https://host` or `https://host/v1/`. The file is looked up as
-//! the explicit option, else `$REGISTRY_AUTH_FILE`, else `$DOCKER_CONFIG/config.json`, else
-//! `~/.docker/config.json`; a missing file means anonymous access. Credential helpers (`credsStore`,
-//! `credHelpers`) are not run.
+//! `username`/`password`, or an OAuth2 `identitytoken`), keyed by `host`, `https://host` or
+//! `https://host/v1/`. The file is looked up as the explicit option, else `$REGISTRY_AUTH_FILE`, else
+//! `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`; a missing file means anonymous access.
+//!
+//! Credential helpers are resolved as docker does: `credHelpers[registry]`, else `credsStore`, else the
+//! `auths` entry. [`AuthStore::helper_for`] names the helper; running it is the job of
+//! [`crate::helper`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -52,16 +55,42 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// Credentials per registry, as read from an auth file.
+/// What a registry's credentials are: a user name and password (Basic, or exchanged for a Bearer
+/// token with a GET), or an OAuth2 identity (refresh) token exchanged with a POST.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RegistryCredential {
+    /// User name and password.
+    Basic(Credential),
+    /// An identity token (`identitytoken` in the auth file, or a helper answering user `<token>`).
+    IdentityToken(String),
+}
+
+impl fmt::Debug for RegistryCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Basic(c) => f.debug_tuple("Basic").field(c).finish(),
+            Self::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
+        }
+    }
+}
+
+/// Credentials per registry, as read from an auth file, with the credential helpers it configures.
 #[derive(Debug, Clone, Default)]
 pub struct AuthStore {
     creds: HashMap<String, Credential>,
+    identity_tokens: HashMap<String, String>,
+    cred_helpers: HashMap<String, String>,
+    creds_store: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ConfigFile {
     #[serde(default)]
     auths: HashMap<String, AuthEntry>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +101,8 @@ struct AuthEntry {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
 }
 
 impl AuthStore {
@@ -121,7 +152,11 @@ impl AuthStore {
         let file: ConfigFile =
             serde_json::from_value(value).map_err(|e| format!("invalid auth file: {e}"))?;
         let mut creds = HashMap::new();
+        let mut identity_tokens = HashMap::new();
         for (key, entry) in file.auths {
+            if let Some(t) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+                identity_tokens.insert(normalize_registry_key(&key), t.to_owned());
+            }
             let cred = if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(auth.trim())
@@ -140,7 +175,47 @@ impl AuthStore {
             };
             creds.insert(normalize_registry_key(&key), cred);
         }
-        Ok(Self { creds })
+        let mut cred_helpers = HashMap::new();
+        for (key, helper) in file.cred_helpers {
+            if helper.is_empty() {
+                continue;
+            }
+            check_helper_name(&helper).map_err(|e| format!("credHelpers[{key:?}]: {e}"))?;
+            cred_helpers.insert(normalize_registry_key(&key), helper);
+        }
+        let creds_store = match file.creds_store {
+            Some(h) if !h.is_empty() => {
+                check_helper_name(&h).map_err(|e| format!("credsStore: {e}"))?;
+                Some(h)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            creds,
+            identity_tokens,
+            cred_helpers,
+            creds_store,
+        })
+    }
+
+    /// The credential helper (the `<name>` of `docker-credential-<name>`) that holds `registry`'s
+    /// credentials: `credHelpers[registry]`, else `credsStore`. As in docker, a helper replaces the
+    /// `auths` entry for that registry.
+    pub fn helper_for(&self, registry: &str) -> Option<&str> {
+        self.cred_helpers
+            .get(&normalize_registry_key(registry))
+            .or(self.creds_store.as_ref())
+            .map(String::as_str)
+    }
+
+    /// The credential stored in the file itself for `registry`: the identity token if the entry has
+    /// one (docker prefers it), else user name and password. Helpers are not consulted.
+    pub fn file_credential(&self, registry: &str) -> Option<RegistryCredential> {
+        let key = normalize_registry_key(registry);
+        if let Some(t) = self.identity_tokens.get(&key) {
+            return Some(RegistryCredential::IdentityToken(t.clone()));
+        }
+        self.creds.get(&key).cloned().map(RegistryCredential::Basic)
     }
 
     /// Adds or replaces the credential for `registry`.
@@ -153,9 +228,36 @@ impl AuthStore {
         self.creds.get(&normalize_registry_key(registry))
     }
 
-    /// Whether the store holds no credential.
+    /// Whether the store holds no credential and names no helper.
     pub fn is_empty(&self) -> bool {
         self.creds.is_empty()
+            && self.identity_tokens.is_empty()
+            && self.cred_helpers.is_empty()
+            && self.creds_store.is_none()
+    }
+}
+
+/// A helper name becomes part of a program name looked up on `PATH`: no path separators, no spaces.
+fn check_helper_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || name.starts_with('.')
+    {
+        return Err(format!("invalid credential helper name {name:?}"));
+    }
+    Ok(())
+}
+
+/// The server URL docker passes to a credential helper for `registry`: the host name, except for
+/// Docker Hub, which is `https://index.docker.io/v1/`.
+pub fn helper_server_url(registry: &str) -> String {
+    let key = normalize_registry_key(registry);
+    if key == "docker.io" {
+        "https://index.docker.io/v1/".to_owned()
+    } else {
+        key
     }
 }
 
@@ -377,6 +479,9 @@ pub(crate) struct TokenResponse {
     pub access_token: Option<String>,
     #[serde(default)]
     pub expires_in: Option<u64>,
+    /// A new refresh token from the OAuth2 flow (replaces the identity token for later requests).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 impl TokenResponse {
@@ -491,6 +596,56 @@ mod tests {
         std::fs::write(&p, "[1]").unwrap();
         let e = AuthStore::load(&p).unwrap_err().to_string();
         assert!(e.contains("bad.json"), "{e}");
+    }
+
+    #[test]
+    fn credential_helpers_follow_docker_precedence() {
+        let json = br#"{
+          "auths": {
+            "ghcr.io": {"auth": "Z2g6dG9rZW4="},
+            "quay.io": {"identitytoken": "rt"},
+            "https://index.docker.io/v1/": {}
+          },
+          "credsStore": "desktop",
+          "credHelpers": {
+            "123.dkr.ecr.us-east-1.amazonaws.com": "ecr-login",
+            "https://index.docker.io/v1/": "hub",
+            "gcr.io": ""
+          }
+        }"#;
+        let s = AuthStore::parse(json).unwrap();
+        assert_eq!(
+            s.helper_for("123.dkr.ecr.us-east-1.amazonaws.com"),
+            Some("ecr-login")
+        );
+        assert_eq!(s.helper_for("docker.io"), Some("hub"));
+        // credsStore covers every other registry, even those with an auths entry (as docker).
+        assert_eq!(s.helper_for("ghcr.io"), Some("desktop"));
+        assert_eq!(s.helper_for("gcr.io"), Some("desktop"));
+        assert_eq!(
+            s.file_credential("quay.io"),
+            Some(RegistryCredential::IdentityToken("rt".into()))
+        );
+        assert_eq!(
+            format!("{:?}", s.file_credential("quay.io").unwrap()),
+            "IdentityToken(<redacted>)"
+        );
+        let s = AuthStore::parse(br#"{"credHelpers":{"a.example":"pass"}}"#).unwrap();
+        assert_eq!(s.helper_for("A.example"), Some("pass"));
+        assert_eq!(s.helper_for("b.example"), None);
+        assert!(!s.is_empty());
+        for bad in [
+            r#"{"credsStore":"../evil"}"#,
+            r#"{"credHelpers":{"x":"a b"}}"#,
+            r#"{"credsStore":42}"#,
+        ] {
+            assert!(AuthStore::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            helper_server_url("docker.io"),
+            "https://index.docker.io/v1/"
+        );
+        assert_eq!(helper_server_url("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 
     #[test]

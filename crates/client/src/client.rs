@@ -5,7 +5,12 @@
 //! credentials the registry is known to want (Basic, or a cached Bearer token covering the request's
 //! scopes), and on a 401 learns the registry's challenge, fetches a token if needed and retries once.
 //! What was learnt is cached per registry, so later requests carry credentials pre-emptively and cost one
-//! round trip. Every HTTP request, token requests included, increments [`RegistryClient::request_count`].
+//! round trip.
+//!
+//! Credentials for a registry are resolved lazily, on its first 401: [`ClientOptions::credentials`],
+//! else the credential helper the auth file names (`credHelpers`, then `credsStore`, run once per registry
+//! per client and cached), else the auth file's `auths` entry. An identity token is exchanged for a Bearer
+//! token with the OAuth2 refresh-token POST (falling back to a GET only when the realm answers 404/405). Every HTTP request, token requests included, increments [`RegistryClient::request_count`].
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -20,8 +25,12 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use crate::auth::{AuthStore, Challenge, Credential, Scope, TokenResponse, parse_challenge};
+use crate::auth::{
+    AuthStore, Challenge, Credential, RegistryCredential, Scope, TokenResponse, helper_server_url,
+    normalize_registry_key, parse_challenge,
+};
 use crate::error::ClientError;
+use crate::helper::{HelperError, TOKEN_USERNAME};
 
 /// Default user agent.
 pub const USER_AGENT: &str = concat!("sigil/", env!("CARGO_PKG_VERSION"));
@@ -46,6 +55,9 @@ pub struct ClientOptions {
     pub max_manifest_bytes: u64,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// How long a docker credential helper may take to answer (default 30 s, or
+    /// `$SIGIL_CREDENTIAL_HELPER_TIMEOUT` seconds).
+    pub credential_helper_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -59,9 +71,17 @@ impl Default for ClientOptions {
             ca_certs: Vec::new(),
             max_manifest_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(30),
+            credential_helper_timeout: std::env::var("SIGIL_CREDENTIAL_HELPER_TIMEOUT")
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+                .map_or(Duration::from_secs(30), Duration::from_secs_f64),
         }
     }
 }
+
+/// The cached outcome of resolving one registry's credentials (helper answers included).
+type Resolved = Arc<tokio::sync::OnceCell<Result<Option<RegistryCredential>, HelperError>>>;
 
 /// What the client learnt about a registry.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +116,14 @@ struct CachedToken {
 pub(crate) struct Inner {
     http: reqwest::Client,
     pub(crate) opts: ClientOptions,
+    /// The auth file's contents.
     creds: AuthStore,
+    /// `ClientOptions::credentials`, by normalised registry key.
+    explicit: HashMap<String, Credential>,
+    /// Resolved credentials per registry (a helper runs once per registry).
+    resolved: Mutex<HashMap<String, Resolved>>,
+    /// Refresh tokens handed out by OAuth2 token endpoints, replacing the identity token.
+    refresh_tokens: Mutex<HashMap<String, String>>,
     requests: AtomicU64,
     hosts: Mutex<HashMap<String, HostState>>,
     tokens: Mutex<Vec<CachedToken>>,
@@ -242,7 +269,7 @@ impl RegistryClient {
     /// Builds a client: loads the auth file and sets up TLS. A missing auth file means anonymous access;
     /// a malformed one is an error.
     pub fn new(opts: ClientOptions) -> Result<Self, ClientError> {
-        let mut creds = if opts.load_auth_file {
+        let creds = if opts.load_auth_file {
             match AuthStore::default_path(opts.auth_file.as_deref()) {
                 Some(p) => AuthStore::load(&p)?,
                 None => AuthStore::empty(),
@@ -250,9 +277,11 @@ impl RegistryClient {
         } else {
             AuthStore::empty()
         };
-        for (reg, c) in &opts.credentials {
-            creds.insert(reg, c.clone());
-        }
+        let explicit = opts
+            .credentials
+            .iter()
+            .map(|(reg, c)| (normalize_registry_key(reg), c.clone()))
+            .collect();
         let mut builder = reqwest::Client::builder()
             .user_agent(opts.user_agent.clone())
             .connect_timeout(opts.connect_timeout)
@@ -281,6 +310,9 @@ impl RegistryClient {
                 http,
                 opts,
                 creds,
+                explicit,
+                resolved: Mutex::new(HashMap::new()),
+                refresh_tokens: Mutex::new(HashMap::new()),
                 requests: AtomicU64::new(0),
                 hosts: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(Vec::new()),
@@ -299,9 +331,47 @@ impl RegistryClient {
         &self.inner.opts
     }
 
-    /// Whether credentials for `registry` are configured.
+    /// Whether credentials for `registry` are configured (explicitly, in the auth file, or through a
+    /// credential helper, which is not run here).
     pub fn has_credentials(&self, registry: &str) -> bool {
-        self.inner.creds.get(registry).is_some()
+        self.inner
+            .explicit
+            .contains_key(&normalize_registry_key(registry))
+            || self.inner.creds.helper_for(registry).is_some()
+            || self.inner.creds.file_credential(registry).is_some()
+    }
+
+    /// The credentials to use for `registry`: [`ClientOptions::credentials`], else the credential helper
+    /// (`credHelpers[registry]`, else `credsStore`), else the auth file's `auths` entry. A helper runs
+    /// at most once per registry for this client and its clones; its answer (or failure) is cached.
+    pub async fn credential(
+        &self,
+        registry: &str,
+    ) -> Result<Option<RegistryCredential>, ClientError> {
+        let key = normalize_registry_key(registry);
+        if let Some(c) = self.inner.explicit.get(&key) {
+            return Ok(Some(RegistryCredential::Basic(c.clone())));
+        }
+        let Some(helper) = self.inner.creds.helper_for(registry).map(str::to_owned) else {
+            return Ok(self.inner.creds.file_credential(registry));
+        };
+        let cell = self
+            .inner
+            .resolved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
+        let timeout = self.inner.opts.credential_helper_timeout;
+        let outcome = cell
+            .get_or_init(|| async move {
+                let url = helper_server_url(registry);
+                tracing::debug!(helper, server_url = url, "running credential helper");
+                crate::helper::get_credentials(&helper, &url, timeout).await
+            })
+            .await;
+        outcome.clone().map_err(ClientError::from)
     }
 
     fn hosts(&self) -> MutexGuard<'_, HashMap<String, HostState>> {
@@ -368,7 +438,13 @@ impl RegistryClient {
                 && req.body.repeatable()
                 && match &learnt {
                     AuthMode::Unknown => false,
-                    AuthMode::Basic => auth.is_none() && self.inner.creds.get(registry).is_some(),
+                    AuthMode::Basic => {
+                        auth.is_none()
+                            && matches!(
+                                self.credential(registry).await?,
+                                Some(RegistryCredential::Basic(_))
+                            )
+                    }
                     AuthMode::Bearer { .. } => true,
                 };
             if let Some(Challenge::Bearer { scope: Some(s), .. }) = &challenge {
@@ -524,7 +600,14 @@ impl RegistryClient {
     ) -> Result<Option<String>, ClientError> {
         match self.host_state(registry).auth {
             AuthMode::Unknown => Ok(None),
-            AuthMode::Basic => Ok(self.inner.creds.get(registry).map(Credential::basic_header)),
+            AuthMode::Basic => match self.credential(registry).await? {
+                Some(RegistryCredential::Basic(c)) => Ok(Some(c.basic_header())),
+                Some(RegistryCredential::IdentityToken(_)) => Err(ClientError::Config(format!(
+                    "registry {registry} asks for Basic authentication but the configured \
+                         credential is an identity token (usable with Bearer token servers only)"
+                ))),
+                None => Ok(None),
+            },
             AuthMode::Bearer { realm, service } => {
                 if !refresh && let Some(t) = self.cached_token(registry, scopes) {
                     return Ok(Some(format!("Bearer {t}")));
@@ -557,7 +640,10 @@ impl RegistryClient {
             .map(|t| t.token.clone())
     }
 
-    /// GET `realm?service=..&scope=..`, with Basic credentials when we have some.
+    /// Gets a Bearer token from `realm`. With an identity token (auth file `identitytoken`, or a
+    /// helper's `<token>` user) this is the OAuth2 refresh-token POST (`grant_type=refresh_token`), with
+    /// a fallback to the GET below only when the realm answers 404 or 405 (it does not implement
+    /// OAuth2). Otherwise: GET `realm?service=..&scope=..`, with Basic credentials when we have some.
     async fn fetch_token(
         &self,
         registry: &str,
@@ -565,10 +651,11 @@ impl RegistryClient {
         service: Option<&str>,
         scopes: &[Scope],
     ) -> Result<String, ClientError> {
-        let mut url = Url::parse(realm).map_err(|e| ClientError::Protocol {
+        let realm_url = Url::parse(realm).map_err(|e| ClientError::Protocol {
             registry: registry.to_owned(),
             message: format!("invalid token realm {realm:?}: {e}"),
         })?;
+        let mut url = realm_url.clone();
         if service.is_some() || !scopes.is_empty() {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -578,25 +665,94 @@ impl RegistryClient {
                 q.append_pair("scope", &s.to_string());
             }
         }
-        let mut rb = self.inner.http.get(url.clone());
-        if let Some(c) = self.inner.creds.get(registry) {
-            // Never send a password in clear text to another host.
-            let same_host = url
-                .host_str()
-                .is_some_and(|h| h == host_of(api_host(registry)));
-            if url.scheme() == "https" || same_host || self.inner.opts.insecure {
-                rb = rb.header(AUTHORIZATION, c.basic_header());
-            } else {
+        // Never send a secret in clear text to another host.
+        let same_host = url
+            .host_str()
+            .is_some_and(|h| h == host_of(api_host(registry)));
+        let may_send_secret = url.scheme() == "https" || same_host || self.inner.opts.insecure;
+        let cred = match self.credential(registry).await? {
+            Some(_) if !may_send_secret => {
                 tracing::warn!(%url, "not sending credentials to a plain-HTTP token realm on another host");
+                None
             }
+            other => other,
+        };
+        let realm_host = url.host_str().unwrap_or(registry).to_owned();
+        let basic = match &cred {
+            Some(RegistryCredential::IdentityToken(identity)) => {
+                let refresh = self
+                    .inner
+                    .refresh_tokens
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&normalize_registry_key(registry))
+                    .cloned()
+                    .unwrap_or_else(|| identity.clone());
+                let form = {
+                    let mut form = url::form_urlencoded::Serializer::new(String::new());
+                    form.append_pair("grant_type", "refresh_token")
+                        .append_pair("refresh_token", &refresh)
+                        .append_pair("client_id", "sigil");
+                    if let Some(s) = service {
+                        form.append_pair("service", s);
+                    }
+                    if !scopes.is_empty() {
+                        let joined: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+                        form.append_pair("scope", &joined.join(" "));
+                    }
+                    form.finish()
+                };
+                let rb = self
+                    .inner
+                    .http
+                    .post(realm_url.clone())
+                    .header(
+                        http::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form);
+                self.inner.requests.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(url = %realm_url, "OAuth2 refresh-token request");
+                let resp = rb.send().await.map_err(|source| ClientError::Transport {
+                    registry: realm_host.clone(),
+                    source,
+                })?;
+                if !matches!(
+                    resp.status(),
+                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                ) {
+                    return self.token_from(registry, &realm_host, scopes, resp).await;
+                }
+                tracing::debug!(
+                    status = resp.status().as_u16(),
+                    "token realm does not implement OAuth2; using GET"
+                );
+                Some(Credential::new(TOKEN_USERNAME, refresh))
+            }
+            Some(RegistryCredential::Basic(c)) => Some(c.clone()),
+            None => None,
+        };
+        let mut rb = self.inner.http.get(url.clone());
+        if let Some(c) = basic {
+            rb = rb.header(AUTHORIZATION, c.basic_header());
         }
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%url, "token request");
-        let realm_host = url.host_str().unwrap_or(registry).to_owned();
         let resp = rb.send().await.map_err(|source| ClientError::Transport {
             registry: realm_host.clone(),
             source,
         })?;
+        self.token_from(registry, &realm_host, scopes, resp).await
+    }
+
+    /// Reads a token endpoint's answer: caches the token for `scopes` and keeps a rotated refresh token.
+    async fn token_from(
+        &self,
+        registry: &str,
+        realm_host: &str,
+        scopes: &[Scope],
+        resp: Response,
+    ) -> Result<String, ClientError> {
         let status = resp.status();
         if !status.is_success() {
             let (code, message) = read_error_body(resp).await;
@@ -624,6 +780,13 @@ impl RegistryClient {
                 registry: registry.to_owned(),
                 message: format!("invalid token response: {e}"),
             })?;
+        if let Some(rt) = parsed.refresh_token.as_deref().filter(|t| !t.is_empty()) {
+            self.inner
+                .refresh_tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(normalize_registry_key(registry), rt.to_owned());
+        }
         let (token, expires_in) = parsed.into_token().ok_or_else(|| ClientError::Protocol {
             registry: registry.to_owned(),
             message: "token response has neither token nor access_token".into(),

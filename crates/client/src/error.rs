@@ -127,6 +127,9 @@ pub enum ClientError {
         /// What is wrong.
         message: String,
     },
+    /// A docker credential helper failed, timed out or answered garbage.
+    #[error(transparent)]
+    CredentialHelper(#[from] crate::helper::HelperError),
     /// A filesystem operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -238,7 +241,7 @@ fn describe_status(status: u16, code: &Option<String>, message: &str) -> String 
 
 fn hint(status: u16) -> &'static str {
     if status == 401 {
-        "; check the credentials in the auth file (--authfile, $REGISTRY_AUTH_FILE, ~/.docker/config.json)"
+        "; check the credentials in the auth file (--authfile, $REGISTRY_AUTH_FILE, ~/.docker/config.json) or its credential helper"
     } else {
         ""
     }

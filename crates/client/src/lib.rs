@@ -1,9 +1,10 @@
 //! sigil's OCI registry client.
 //!
 //! [`RegistryClient`] speaks the OCI distribution-spec v1.1.1 (pull, push, mount, delete, tag and
-//! referrers listings with `Link` pagination) with docker-style credentials and the Basic/Bearer auth
-//! dance, counting every HTTP request it makes ([`RegistryClient::request_count`]). [`OciLayout`] reads
-//! and writes OCI image layouts, and [`RegistryClient::copy`] copies images and indexes between
+//! referrers listings with `Link` pagination) with docker-style credentials (auth file, `credHelpers` /
+//! `credsStore` credential helpers, OAuth2 identity tokens) and the Basic/Bearer auth dance, counting
+//! every HTTP request it makes ([`RegistryClient::request_count`]). [`OciLayout`] reads and writes OCI
+//! image layouts, and [`RegistryClient::copy`] copies images and indexes between
 //! registries and layouts ([`ImageRef`]: `registry/repo:tag` or `oci:PATH[:TAG]`).
 //!
 //! Content is always handled as the bytes received: manifest digests are computed over the raw bytes and
@@ -25,6 +26,7 @@ pub mod blobs;
 pub mod client;
 pub mod copy;
 pub mod error;
+pub mod helper;
 pub mod image;
 pub mod image_ref;
 pub mod layout;
@@ -32,7 +34,7 @@ pub mod listing;
 pub mod manifests;
 pub mod retry;
 
-pub use auth::{AuthStore, Credential, Scope};
+pub use auth::{AuthStore, Credential, RegistryCredential, Scope};
 pub use blobs::{BlobBody, BlobStream, ByteStream, MountOutcome, PushOutcome, UploadSession};
 pub use client::{ClientOptions, RegistryClient};
 pub use copy::{BlobOutcome, CopyEvent, CopyOptions, CopyReport, ProgressFn};

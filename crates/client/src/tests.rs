@@ -36,6 +36,10 @@ struct Mock {
     next_id: u64,
     partial: HashMap<String, Vec<u8>>,
     patches: usize,
+    /// Whether `POST /token` implements the OAuth2 refresh-token grant (else 404).
+    oauth: bool,
+    /// Refresh tokens received by `POST /token`, in order.
+    refresh_tokens: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Mock>>;
@@ -71,8 +75,37 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let basic = Credential::new(USER, PASS).basic_header();
+    if path == "/token" && method == Method::POST {
+        if !m.oauth {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        let rt = form.get("refresh_token").cloned().unwrap_or_default();
+        m.refresh_tokens.push(rt.clone());
+        if form.get("grant_type").map(String::as_str) != Some("refresh_token")
+            || form.get("service").map(String::as_str) != Some("mock")
+            || !form.contains_key("client_id")
+            || !(rt == "rt-1" || rt == "rt-2")
+        {
+            return err(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "bad refresh token",
+            );
+        }
+        let scope = form.get("scope").cloned().unwrap_or_default();
+        return (
+            [("content-type", "application/json")],
+            format!(
+                r#"{{"access_token":"tok|user|{scope}","refresh_token":"rt-2","expires_in":300}}"#
+            ),
+        )
+            .into_response();
+    }
     if path == "/token" {
-        if !auth.is_empty() && auth != basic {
+        let identity = Credential::new("<token>", "rt-1").basic_header();
+        if !auth.is_empty() && auth != basic && auth != identity {
             return err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "bad credentials");
         }
         let scope = query.get("scope").cloned().unwrap_or_default();
@@ -322,6 +355,8 @@ async fn start(auth: Auth) -> (String, Shared) {
         next_id: 0,
         partial: HashMap::new(),
         patches: 0,
+        oauth: true,
+        refresh_tokens: Vec::new(),
     }));
     let app = axum::Router::new().fallback(handle).with_state(st.clone());
     tokio::spawn(async move {
@@ -660,4 +695,124 @@ async fn real_registry_when_configured() {
     c.delete_blob(&other, &d).await.unwrap();
     let e = c.get_manifest(&repo).await.unwrap_err();
     assert_eq!(e.summary(), "manifest unknown (404 MANIFEST_UNKNOWN)");
+}
+
+/// A client that reads `config` as its auth file.
+fn client_with_config(dir: &tempfile::TempDir, config: &str) -> RegistryClient {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config).unwrap();
+    RegistryClient::new(ClientOptions {
+        auth_file: Some(path),
+        ..ClientOptions::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn identity_token_uses_oauth2_refresh_post_and_rotates() {
+    let (addr, st) = start(Auth::Bearer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client_with_config(
+        &dir,
+        &format!(r#"{{"auths":{{"{addr}":{{"identitytoken":"rt-1"}}}}}}"#),
+    );
+    assert!(c.has_credentials(&addr));
+    // Pushing needs a "user" token with push scope: only the refresh-token POST can give one.
+    push_image(
+        &c,
+        &Reference::parse(&format!("{addr}/oauth/one:1")).unwrap(),
+        1,
+    )
+    .await;
+    push_image(
+        &c,
+        &Reference::parse(&format!("{addr}/oauth/two:1")).unwrap(),
+        2,
+    )
+    .await;
+    let m = st.lock().unwrap();
+    assert!(m.log.iter().any(|l| l == "POST /token"), "{:?}", m.log);
+    assert!(!m.log.iter().any(|l| l == "GET /token"), "{:?}", m.log);
+    // The first exchange uses the identity token, later ones the rotated refresh token.
+    assert_eq!(m.refresh_tokens.first().map(String::as_str), Some("rt-1"));
+    assert!(m.refresh_tokens.len() >= 2, "{:?}", m.refresh_tokens);
+    assert!(
+        m.refresh_tokens[1..].iter().all(|t| t == "rt-2"),
+        "{:?}",
+        m.refresh_tokens
+    );
+}
+
+#[tokio::test]
+async fn identity_token_falls_back_to_get_when_post_is_404() {
+    let (addr, st) = start(Auth::Bearer).await;
+    st.lock().unwrap().oauth = false;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client_with_config(
+        &dir,
+        &format!(r#"{{"auths":{{"{addr}":{{"identitytoken":"rt-1"}}}}}}"#),
+    );
+    push_image(
+        &c,
+        &Reference::parse(&format!("{addr}/oauth/get:1")).unwrap(),
+        3,
+    )
+    .await;
+    let m = st.lock().unwrap();
+    let post = m.log.iter().position(|l| l == "POST /token").unwrap();
+    let get = m.log.iter().position(|l| l == "GET /token").unwrap();
+    assert!(post < get, "{:?}", m.log);
+}
+
+#[tokio::test]
+async fn rejected_refresh_token_fails_without_get_fallback() {
+    let (addr, st) = start(Auth::Bearer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client_with_config(
+        &dir,
+        &format!(r#"{{"auths":{{"{addr}":{{"identitytoken":"revoked"}}}}}}"#),
+    );
+    let r = Reference::parse(&format!("{addr}/oauth/bad:1")).unwrap();
+    let e = c.get_manifest(&r).await.unwrap_err();
+    assert!(
+        matches!(e, ClientError::Unauthorized { status: 401, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("bad refresh token"), "{e}");
+    assert!(!st.lock().unwrap().log.iter().any(|l| l == "GET /token"));
+}
+
+#[tokio::test]
+async fn explicit_credentials_win_over_credential_helpers() {
+    // The auth file names a helper that does not exist: it must not even be run, since explicit
+    // credentials take precedence over everything.
+    let (addr, _st) = start(Auth::Basic).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, r#"{"credsStore":"sigil-absent-helper"}"#).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = RegistryClient::new(ClientOptions {
+        auth_file: Some(path.clone()),
+        credentials: vec![(addr.clone(), Credential::new(USER, PASS))],
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    push_image(
+        &c,
+        &Reference::parse(&format!("{addr}/explicit/app:1")).unwrap(),
+        4,
+    )
+    .await;
+    // Without them the helper runs, and its absence is a clear error naming it (cached for clones).
+    let c = RegistryClient::new(ClientOptions {
+        auth_file: Some(path),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let r = Reference::parse(&format!("{addr}/explicit/app:1")).unwrap();
+    let e = c.get_manifest(&r).await.unwrap_err().to_string();
+    assert!(e.contains("docker-credential-sigil-absent-helper"), "{e}");
+    let e2 = c.clone().get_manifest(&r).await.unwrap_err().to_string();
+    assert_eq!(e, e2);
 }

@@ -6,6 +6,15 @@
 //! build results, the blocking decision, the deny message, warnings and the JSON patch (annotation
 //! ops first, then digest pins).
 //!
+//! Rule data: `request` and Kyverno's `images` variable (the rule's image extractors, see
+//! `CompiledRule::images_variable`) are defined before the rule's `context` entries, so context
+//! entries, preconditions and the substituted `verifyImages` body can read them; `images` is also
+//! passed on to attestation conditions and `validate.deny` when the rule's entries mention it.
+//!
+//! `applyRules: One`: a policy's rules are planned and verified one after another, in waves (see
+//! [`run_mutate`]): a rule after one that applied (a pass or a fail) is not planned at all (no
+//! context fetch, no image verification). `All` policies are planned and verified at once.
+//!
 //! Parallelism: every image job is its own tokio task (a [`JoinSet`], at most
 //! [`crate::EngineConfig::max_parallel_images`] running), and the distinct decisions of one image
 //! (other rules, entries, policies) are tasks of their own, so the CPU work of a review (JSON,
@@ -205,186 +214,218 @@ fn has_verification(vi: &VerifyImage) -> bool {
     !vi.attestors.is_empty() || !vi.attestations.is_empty()
 }
 
-/// The rules that apply, with their images matched to `verifyImages` entries. Rule `context`
-/// entries are evaluated here (in order, before preconditions; `imageRegistry` entries fetch through
-/// `fetcher`), and `verifyImages` entries with variables are substituted and compiled again.
-async fn plan<'a>(
-    policies: &'a [LoadedPolicy],
+/// Whether a policy takes part in this review at all (admission on; a namespaced `Policy` only
+/// for requests in its namespace).
+fn policy_considered(policy: &LoadedPolicy, request: &ReviewRequest) -> bool {
+    let p = &policy.policy;
+    p.admission
+        && (p.kind != PolicyKind::Policy
+            || p.namespace.as_deref().unwrap_or("default") == request.namespace)
+}
+
+/// Plans one rule of a policy, or `None` when the rule does not apply to the resource: its images
+/// matched to `verifyImages` entries. The rule's `context` entries are evaluated here (in order,
+/// before preconditions; `imageRegistry` entries fetch through `fetcher`), with Kyverno's `images`
+/// variable (the rule's image extractors) and `request` defined; `verifyImages` entries with
+/// variables are substituted and compiled again.
+async fn plan_rule<'a>(
+    policy: &'a LoadedPolicy,
+    policy_index: usize,
+    rule_index: usize,
     request: &ReviewRequest,
     fetcher: &Fetcher,
-) -> Vec<RulePlan<'a>> {
+) -> Option<RulePlan<'a>> {
     let kind = request
         .resource
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let mut plans = Vec::new();
-    for (policy_index, policy) in policies.iter().enumerate() {
-        let p = &policy.policy;
-        if !p.admission {
+    let p = &policy.policy;
+    let rule = p.rules.get(rule_index)?;
+    if !rule.applies_to(p, &request.resource, &request.namespace, request.operation) {
+        return None;
+    }
+    let mut plan = RulePlan {
+        policy,
+        rule,
+        policy_index,
+        rule_index,
+        name: rule_name(rule, policy, kind),
+        slots: Vec::new(),
+        rule_outcome: None,
+        context: None,
+        substituted: vec![None; rule.verify_images.len()],
+        variant: None,
+    };
+    let mut data = json!({"request": {
+        "object": request.resource,
+        "oldObject": request.old_resource,
+        "namespace": request.namespace,
+        "operation": operation_name(request.operation),
+    }});
+    // Kyverno's `images` variable (this rule's extractors). When it cannot be built, it stays
+    // undefined (references fail as unresolved) and errors say why.
+    let mut images_var = None;
+    let mut images_error = None;
+    match rule.images_variable(&request.resource) {
+        Ok(Some(v)) => {
+            set_entry(&mut data, "images", v.clone());
+            images_var = Some(v);
+        }
+        Ok(None) => {}
+        Err(e) => images_error = Some(e.to_string()),
+    }
+    let explain = |message: String| match &images_error {
+        Some(why) => format!("{message} (the `images` variable is undefined: {why})"),
+        None => message,
+    };
+    if !rule.context.is_empty() {
+        match load_context(rule, &mut data, fetcher).await {
+            Ok(entries) => plan.context = Some(Arc::new(entries)),
+            Err((message, kind)) => {
+                plan.rule_outcome = Some((
+                    RuleStatus::Error,
+                    explain(format!("context: {message}")),
+                    Some(kind),
+                ));
+                return Some(plan);
+            }
+        }
+    }
+    // Attestation conditions and `validate.deny` are evaluated later, against the context
+    // entries: `images` joins them when the rule's entries refer to it (only then, as the
+    // context is part of the decision cache key).
+    if let Some(v) = images_var
+        && rule
+            .verify_images_source
+            .iter()
+            .any(|src| src.to_string().contains("images"))
+    {
+        let mut c = plan
+            .context
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        set_entry(&mut c, "images", v);
+        plan.context = Some(Arc::new(c));
+    }
+    if let Some(pre) = &rule.preconditions {
+        match pre.evaluate(&data) {
+            Ok(o) if o.passed => {}
+            Ok(o) => {
+                plan.rule_outcome = Some((
+                    RuleStatus::Skip,
+                    format!("preconditions not met: {}", o.failures.join("; ")),
+                    None,
+                ));
+                return Some(plan);
+            }
+            Err(e) => {
+                plan.rule_outcome = Some((
+                    RuleStatus::Error,
+                    explain(format!("preconditions could not be evaluated: {e}")),
+                    Some(ErrorKind::Other),
+                ));
+                return Some(plan);
+            }
+        }
+    }
+    let images = match rule.extract_images(&request.resource) {
+        Ok(i) => i,
+        Err(e) => {
+            plan.rule_outcome = Some((
+                RuleStatus::Error,
+                format!("cannot extract images: {e}"),
+                Some(ErrorKind::Other),
+            ));
+            return Some(plan);
+        }
+    };
+    // Kyverno substitutes the rule body (but attestation conditions and `validate`) once
+    // the context is loaded: entries with variables are compiled again per request.
+    let mut substitution_errors: Vec<Option<String>> = vec![None; rule.verify_images.len()];
+    let mut fingerprint_parts: Vec<Value> = Vec::new();
+    if let Some(c) = &plan.context {
+        fingerprint_parts.push((**c).clone());
+    }
+    for (j, (slot, error)) in plan
+        .substituted
+        .iter_mut()
+        .zip(substitution_errors.iter_mut())
+        .enumerate()
+    {
+        if !rule.needs_substitution(j) {
             continue;
         }
-        if p.kind == PolicyKind::Policy
-            && p.namespace.as_deref().unwrap_or("default") != request.namespace
-        {
-            continue;
+        match rule.substituted_verify_image(j, &data) {
+            Ok((vi, source)) => {
+                *slot = Some(Arc::new(vi));
+                fingerprint_parts.push(json!({ "verifyImages": j, "entry": source }));
+            }
+            Err(e) => *error = Some(explain(e.to_string())),
         }
-        for (rule_index, rule) in p.rules.iter().enumerate() {
-            if !rule.applies_to(p, &request.resource, &request.namespace, request.operation) {
-                continue;
-            }
-            let mut plan = RulePlan {
-                policy,
-                rule,
-                policy_index,
-                rule_index,
-                name: rule_name(rule, policy, kind),
-                slots: Vec::new(),
-                rule_outcome: None,
-                context: None,
-                substituted: vec![None; rule.verify_images.len()],
-                variant: None,
-            };
-            let mut data = json!({"request": {
-                "object": request.resource,
-                "oldObject": request.old_resource,
-                "namespace": request.namespace,
-                "operation": operation_name(request.operation),
-            }});
-            if !rule.context.is_empty() {
-                match load_context(rule, &mut data, fetcher).await {
-                    Ok(entries) => plan.context = Some(Arc::new(entries)),
-                    Err((message, kind)) => {
-                        plan.rule_outcome =
-                            Some((RuleStatus::Error, format!("context: {message}"), Some(kind)));
-                        plans.push(plan);
-                        continue;
-                    }
-                }
-            }
-            if let Some(pre) = &rule.preconditions {
-                match pre.evaluate(&data) {
-                    Ok(o) if o.passed => {}
-                    Ok(o) => {
-                        plan.rule_outcome = Some((
-                            RuleStatus::Skip,
-                            format!("preconditions not met: {}", o.failures.join("; ")),
-                            None,
-                        ));
-                        plans.push(plan);
-                        continue;
-                    }
-                    Err(e) => {
-                        plan.rule_outcome = Some((
-                            RuleStatus::Error,
-                            format!("preconditions could not be evaluated: {e}"),
-                            Some(ErrorKind::Other),
-                        ));
-                        plans.push(plan);
-                        continue;
-                    }
-                }
-            }
-            let images = match rule.extract_images(&request.resource) {
-                Ok(i) => i,
+    }
+    if !fingerprint_parts.is_empty() {
+        let refs: Vec<&Value> = fingerprint_parts.iter().collect();
+        plan.variant = Some(fingerprint(&refs));
+    }
+    for (vi_index, compiled_vi) in rule.verify_images.iter().enumerate() {
+        let sub = plan.substituted[vi_index].clone();
+        let vi: &VerifyImage = sub.as_deref().unwrap_or(compiled_vi);
+        for img in &images {
+            let matched = match vi.match_image(&img.image) {
+                Ok(m) => m,
                 Err(e) => {
-                    plan.rule_outcome = Some((
-                        RuleStatus::Error,
-                        format!("cannot extract images: {e}"),
-                        Some(ErrorKind::Other),
-                    ));
-                    plans.push(plan);
-                    continue;
-                }
-            };
-            // Kyverno substitutes the rule body (but attestation conditions and `validate`) once
-            // the context is loaded: entries with variables are compiled again per request.
-            let mut substitution_errors: Vec<Option<String>> = vec![None; rule.verify_images.len()];
-            let mut fingerprint_parts: Vec<Value> = Vec::new();
-            if let Some(c) = &plan.context {
-                fingerprint_parts.push((**c).clone());
-            }
-            for (j, (slot, error)) in plan
-                .substituted
-                .iter_mut()
-                .zip(substitution_errors.iter_mut())
-                .enumerate()
-            {
-                if !rule.needs_substitution(j) {
-                    continue;
-                }
-                match rule.substituted_verify_image(j, &data) {
-                    Ok((vi, source)) => {
-                        *slot = Some(Arc::new(vi));
-                        fingerprint_parts.push(json!({ "verifyImages": j, "entry": source }));
-                    }
-                    Err(e) => *error = Some(e.to_string()),
-                }
-            }
-            if !fingerprint_parts.is_empty() {
-                let refs: Vec<&Value> = fingerprint_parts.iter().collect();
-                plan.variant = Some(fingerprint(&refs));
-            }
-            for (vi_index, compiled_vi) in rule.verify_images.iter().enumerate() {
-                let sub = plan.substituted[vi_index].clone();
-                let vi: &VerifyImage = sub.as_deref().unwrap_or(compiled_vi);
-                for img in &images {
-                    let matched = match vi.match_image(&img.image) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            // An image that does not parse is an error, never a silent skip.
-                            plan.slots.push(Slot {
-                                vi: vi_index,
-                                image: img.image.clone(),
-                                pointer: img.pointer.clone(),
-                                outcome: SlotOutcome::Done {
-                                    status: RuleStatus::Error,
-                                    message: e.to_string(),
-                                    digest: None,
-                                    error: Some(ErrorKind::Other),
-                                },
-                            });
-                            continue;
-                        }
-                    };
-                    let outcome = match matched {
-                        ImageMatch::NoMatch => continue,
-                        ImageMatch::Skip => SlotOutcome::Done {
-                            status: RuleStatus::Skip,
-                            message: "image matched skipImageReferences".into(),
-                            digest: None,
-                            error: None,
-                        },
-                        ImageMatch::Verify if substitution_errors[vi_index].is_some() => {
-                            SlotOutcome::Done {
-                                status: RuleStatus::Error,
-                                message: substitution_errors[vi_index].clone().unwrap_or_default(),
-                                digest: None,
-                                error: Some(ErrorKind::Other),
-                            }
-                        }
-                        ImageMatch::Verify => match unsupported(vi) {
-                            Some(message) => SlotOutcome::Done {
-                                status: RuleStatus::Error,
-                                message,
-                                digest: None,
-                                error: Some(ErrorKind::Other),
-                            },
-                            None => SlotOutcome::Pending,
-                        },
-                    };
+                    // An image that does not parse is an error, never a silent skip.
                     plan.slots.push(Slot {
                         vi: vi_index,
                         image: img.image.clone(),
                         pointer: img.pointer.clone(),
-                        outcome,
+                        outcome: SlotOutcome::Done {
+                            status: RuleStatus::Error,
+                            message: e.to_string(),
+                            digest: None,
+                            error: Some(ErrorKind::Other),
+                        },
                     });
+                    continue;
                 }
-            }
-            plans.push(plan);
+            };
+            let outcome = match matched {
+                ImageMatch::NoMatch => continue,
+                ImageMatch::Skip => SlotOutcome::Done {
+                    status: RuleStatus::Skip,
+                    message: "image matched skipImageReferences".into(),
+                    digest: None,
+                    error: None,
+                },
+                ImageMatch::Verify if substitution_errors[vi_index].is_some() => {
+                    SlotOutcome::Done {
+                        status: RuleStatus::Error,
+                        message: substitution_errors[vi_index].clone().unwrap_or_default(),
+                        digest: None,
+                        error: Some(ErrorKind::Other),
+                    }
+                }
+                ImageMatch::Verify => match unsupported(vi) {
+                    Some(message) => SlotOutcome::Done {
+                        status: RuleStatus::Error,
+                        message,
+                        digest: None,
+                        error: Some(ErrorKind::Other),
+                    },
+                    None => SlotOutcome::Pending,
+                },
+            };
+            plan.slots.push(Slot {
+                vi: vi_index,
+                image: img.image.clone(),
+                pointer: img.pointer.clone(),
+                outcome,
+            });
         }
     }
-    plans
+    Some(plan)
 }
 
 /// Why a `verifyImages` entry cannot be evaluated by sigil (never a silent pass or ignore).
@@ -427,8 +468,8 @@ fn operation_name(op: Operation) -> &'static str {
 /// image's task can look it up without borrowing from the review.
 #[derive(Clone)]
 struct UnitSpec {
-    /// (plan index, slot index) of the unit in the review.
-    at: (usize, usize),
+    /// (policy index, rule index, slot index) of the unit in the review.
+    at: (usize, usize, usize),
     /// Index of the policy in the snapshot.
     policy: usize,
     /// Index of the rule in the policy.
@@ -519,8 +560,55 @@ fn internal_error(why: &str) -> Verified {
     }
 }
 
+/// Results of verified slots, by (policy index, rule index, slot index).
+type VerifiedMap = HashMap<(usize, usize, usize), Verified>;
+
+/// Whether a planned rule "applied" (`applyRules: One`) given the verified slots: as in
+/// [`EngineInner::assemble`], a rule-level outcome never applies; otherwise any image result that
+/// is a pass or a fail does (a pending slot without a result counts as an error).
+fn plan_applied(plan: &RulePlan<'_>, verified: &VerifiedMap) -> bool {
+    if plan.rule_outcome.is_some() {
+        return false;
+    }
+    plan.slots.iter().enumerate().any(|(si, s)| {
+        let status = match &s.outcome {
+            SlotOutcome::Done { status, .. } => *status,
+            SlotOutcome::Pending => verified
+                .get(&(plan.policy_index, plan.rule_index, si))
+                .map_or(RuleStatus::Error, |v| v.status),
+        };
+        RulePlan::applied(status)
+    })
+}
+
+/// Whether a planned rule waits for image verification.
+fn plan_pending(plan: &RulePlan<'_>) -> bool {
+    plan.rule_outcome.is_none()
+        && plan
+            .slots
+            .iter()
+            .any(|s| matches!(s.outcome, SlotOutcome::Pending))
+}
+
+/// A policy with `applyRules: One`, planned one rule at a time.
+struct OneCursor {
+    /// Index of the policy in the snapshot.
+    policy: usize,
+    /// The next rule to plan; `None` once a rule applied or every rule was planned.
+    next: Option<usize>,
+    /// Index in the review's plans of the rule waiting for verification.
+    waiting: Option<usize>,
+}
+
 /// The mutating review (see [`crate::Engine::mutate`]): plans on the caller's task, verifies each
 /// image in its own task (bounded by `max_parallel_images`), assembles on the caller's task.
+///
+/// Verification runs in waves: the first wave holds every rule of `applyRules: All` policies and
+/// the first rule of each `applyRules: One` policy that needs verification (rules before it that
+/// were decided without verification are planned on the way). A `One` policy's next rule is
+/// planned, in a later wave, only when the rule before it did not apply (Kyverno stops at the
+/// first rule that passed or failed): its context is not loaded and its images are not verified.
+/// Within a wave, all images of all its rules are verified in parallel.
 pub(crate) async fn run_mutate(engine: &Arc<EngineInner>, request: &ReviewRequest) -> Review {
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
         return Review::default();
@@ -535,12 +623,90 @@ pub(crate) async fn run_mutate(engine: &Arc<EngineInner>, request: &ReviewReques
         engine.config.retry,
         deadline,
     );
-    let mut plans = plan(&policies, request, &fetcher).await;
+    let ctx = Arc::new(ReviewCtx {
+        engine: Arc::clone(engine),
+        policies: Arc::clone(&policies),
+        fetcher,
+        deadline,
+    });
+    let mut plans: Vec<RulePlan<'_>> = Vec::new();
+    let mut cursors: Vec<OneCursor> = Vec::new();
+    for (pi, policy) in policies.iter().enumerate() {
+        if !policy_considered(policy, request) {
+            continue;
+        }
+        if policy.policy.apply_rules == ApplyRules::One {
+            cursors.push(OneCursor {
+                policy: pi,
+                next: Some(0),
+                waiting: None,
+            });
+            continue;
+        }
+        for ri in 0..policy.policy.rules.len() {
+            if let Some(p) = Box::pin(plan_rule(policy, pi, ri, request, &ctx.fetcher)).await {
+                plans.push(p);
+            }
+        }
+    }
+    let mut verified: VerifiedMap = HashMap::new();
+    let mut run_from = 0;
+    loop {
+        // Advance each `One` policy to its next rule that waits for verification.
+        for cursor in &mut cursors {
+            if let Some(w) = cursor.waiting.take()
+                && plans.get(w).is_some_and(|p| plan_applied(p, &verified))
+            {
+                cursor.next = None;
+            }
+            let Some(policy) = policies.get(cursor.policy) else {
+                cursor.next = None;
+                continue;
+            };
+            while let Some(ri) = cursor.next {
+                if ri >= policy.policy.rules.len() {
+                    cursor.next = None;
+                    break;
+                }
+                cursor.next = Some(ri + 1);
+                let Some(p) =
+                    Box::pin(plan_rule(policy, cursor.policy, ri, request, &ctx.fetcher)).await
+                else {
+                    continue;
+                };
+                let pending = plan_pending(&p);
+                let applied = !pending && plan_applied(&p, &verified);
+                plans.push(p);
+                if pending {
+                    cursor.waiting = Some(plans.len() - 1);
+                    break;
+                }
+                if applied {
+                    cursor.next = None;
+                }
+            }
+        }
+        let jobs = image_jobs(&plans[run_from..], request);
+        run_from = plans.len();
+        if jobs.is_empty() {
+            break;
+        }
+        Box::pin(run_wave(&ctx, jobs, timeout, &mut verified)).await;
+    }
+    plans.sort_by_key(|p| (p.policy_index, p.rule_index));
+    let review = engine.assemble(&plans, &verified, request);
+    engine.record_review(started.elapsed());
+    review
+}
 
-    // Group pending slots by image string.
+/// Groups the pending slots of `plans` by image string (one job per image).
+fn image_jobs(plans: &[RulePlan<'_>], request: &ReviewRequest) -> Vec<ImageJob> {
     let mut jobs: Vec<ImageJob> = Vec::new();
     let mut by_image: HashMap<String, usize> = HashMap::new();
-    for (pi, p) in plans.iter().enumerate() {
+    for p in plans {
+        if p.rule_outcome.is_some() {
+            continue;
+        }
         for (si, s) in p.slots.iter().enumerate() {
             if !matches!(s.outcome, SlotOutcome::Pending) {
                 continue;
@@ -561,47 +727,50 @@ pub(crate) async fn run_mutate(engine: &Arc<EngineInner>, request: &ReviewReques
                 });
                 jobs.len() - 1
             });
-            jobs[j].units.push(UnitSpec {
-                at: (pi, si),
-                policy: p.policy_index,
-                rule: p.rule_index,
-                vi: s.vi,
-                rule_name: p.name.clone(),
-                vi_override: p.substituted.get(s.vi).cloned().flatten(),
-                context: p.context.clone(),
-                variant: p.variant.clone(),
-            });
-        }
-    }
-
-    let mut verified: HashMap<(usize, usize), Verified> = HashMap::new();
-    if !jobs.is_empty() {
-        let ctx = Arc::new(ReviewCtx {
-            engine: Arc::clone(engine),
-            policies: Arc::clone(&policies),
-            fetcher,
-            deadline,
-        });
-        let units: Vec<Vec<(usize, usize)>> = jobs
-            .iter()
-            .map(|j| j.units.iter().map(|u| u.at).collect())
-            .collect();
-        let outcomes = run_jobs(&ctx, jobs, engine.config.max_parallel_images.max(1)).await;
-        for (ji, out) in outcomes.into_iter().enumerate() {
-            let n = units[ji].len();
-            let outs = match out {
-                JobOutcome::Done(v) => v,
-                JobOutcome::Deadline => vec![deadline_error(timeout); n],
-                JobOutcome::Lost(why) => vec![internal_error(&why); n],
-            };
-            for (unit, v) in units[ji].iter().zip(outs) {
-                verified.insert(*unit, v);
+            if let Some(job) = jobs.get_mut(j) {
+                job.units.push(UnitSpec {
+                    at: (p.policy_index, p.rule_index, si),
+                    policy: p.policy_index,
+                    rule: p.rule_index,
+                    vi: s.vi,
+                    rule_name: p.name.clone(),
+                    vi_override: p.substituted.get(s.vi).cloned().flatten(),
+                    context: p.context.clone(),
+                    variant: p.variant.clone(),
+                });
             }
         }
     }
-    let review = engine.assemble(&mut plans, &verified, request);
-    engine.record_review(started.elapsed());
-    review
+    jobs
+}
+
+/// Verifies one wave of image jobs in parallel and records each unit's result.
+async fn run_wave(
+    ctx: &Arc<ReviewCtx>,
+    jobs: Vec<ImageJob>,
+    timeout: Duration,
+    verified: &mut VerifiedMap,
+) {
+    let units: Vec<Vec<(usize, usize, usize)>> = jobs
+        .iter()
+        .map(|j| j.units.iter().map(|u| u.at).collect())
+        .collect();
+    let limit = ctx.engine.config.max_parallel_images.max(1);
+    let outcomes = run_jobs(ctx, jobs, limit).await;
+    for (ji, out) in outcomes.into_iter().enumerate() {
+        let Some(units) = units.get(ji) else {
+            continue;
+        };
+        let n = units.len();
+        let outs = match out {
+            JobOutcome::Done(v) => v,
+            JobOutcome::Deadline => vec![deadline_error(timeout); n],
+            JobOutcome::Lost(why) => vec![internal_error(&why); n],
+        };
+        for (unit, v) in units.iter().zip(outs) {
+            verified.insert(*unit, v);
+        }
+    }
 }
 
 /// How an image job ended.
@@ -900,8 +1069,8 @@ impl EngineInner {
     /// Results, blocking, messages, warnings and the patch.
     fn assemble(
         &self,
-        plans: &mut [RulePlan<'_>],
-        verified: &HashMap<(usize, usize), Verified>,
+        plans: &[RulePlan<'_>],
+        verified: &VerifiedMap,
         request: &ReviewRequest,
     ) -> Review {
         let mut review = Review::default();
@@ -912,7 +1081,7 @@ impl EngineInner {
         let mut pin_blocked: Vec<String> = Vec::new();
         // Policies with `applyRules: One` whose first applying rule was seen.
         let mut applied_one: Vec<usize> = Vec::new();
-        for (pi, plan) in plans.iter().enumerate() {
+        for plan in plans {
             let policy = &plan.policy.policy;
             let pname = policy_display(plan.policy);
             let one = policy.apply_rules == ApplyRules::One;
@@ -961,17 +1130,19 @@ impl EngineInner {
                         trace: Vec::new(),
                         error: *error,
                     },
-                    SlotOutcome::Pending => match verified.get(&(pi, si)) {
-                        Some(v) => v.clone(),
-                        None => Verified {
-                            status: RuleStatus::Error,
-                            message: "internal: image was not verified".into(),
-                            digest: None,
-                            cached: false,
-                            trace: Vec::new(),
-                            error: Some(ErrorKind::Other),
-                        },
-                    },
+                    SlotOutcome::Pending => {
+                        match verified.get(&(plan.policy_index, plan.rule_index, si)) {
+                            Some(v) => v.clone(),
+                            None => Verified {
+                                status: RuleStatus::Error,
+                                message: "internal: image was not verified".into(),
+                                digest: None,
+                                cached: false,
+                                trace: Vec::new(),
+                                error: Some(ErrorKind::Other),
+                            },
+                        }
+                    }
                 };
                 let line = format!(
                     "policy {pname}/rule {}: image {}{}: {}",
@@ -1208,7 +1379,24 @@ impl EngineInner {
             Instant::now() + timeout,
         );
         let mut applied_one: Vec<usize> = Vec::new();
-        for plan in plan(&policies, request, &fetcher).await {
+        let rules: Vec<(usize, usize)> = policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| policy_considered(p, request))
+            .flat_map(|(pi, p)| (0..p.policy.rules.len()).map(move |ri| (pi, ri)))
+            .collect();
+        for (pi, ri) in rules {
+            let Some(loaded) = policies.get(pi) else {
+                continue;
+            };
+            if loaded.policy.apply_rules == ApplyRules::One && applied_one.contains(&pi) {
+                // `applyRules: One`: an earlier rule of this policy applied; this one is not
+                // planned (no context loaded).
+                continue;
+            }
+            let Some(plan) = Box::pin(plan_rule(loaded, pi, ri, request, &fetcher)).await else {
+                continue;
+            };
             let policy = &plan.policy.policy;
             let pname = policy_display(plan.policy);
             let one = policy.apply_rules == ApplyRules::One;

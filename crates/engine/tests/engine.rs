@@ -3154,3 +3154,179 @@ async fn apply_rules_one_stops_after_the_first_rule_that_applies() {
         .to_string();
     assert!(e.contains("spec.applyRules"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_rules_one_does_not_run_later_rules() {
+    let reg = start_registry(true).await;
+    let pusher = new_client();
+    let a = &reg.addr;
+    push_image(&pusher, a, "team/app", "v1", "one-team").await;
+    push_image(&pusher, a, "other/app", "v1", "one-other").await;
+    let good = PrivateKey::generate_p256().unwrap();
+    let other = PrivateKey::generate_p256().unwrap();
+    let team = format!("{a}/team/app:v1");
+    let rest = format!("{a}/other/app:v1");
+    sign(&pusher, &team, &good).await;
+    sign(&pusher, &rest, &other).await;
+    let rule = |name: &str, refs: &str, key: &PrivateKey, context: &str| {
+        context_rule(
+            name,
+            context,
+            "",
+            &format!(
+                "- imageReferences: [\"{refs}\"]\n  failureAction: Enforce\n  attestors:\n  - entries:\n{}",
+                indent(&key_entry(key), 4)
+            ),
+        )
+    };
+    let team_rule = rule("team", &format!("{a}/team/*"), &good, "");
+    // The later rule loads an imageRegistry context entry and verifies both images.
+    let rest_context = format!("- name: img\n  imageRegistry:\n    reference: \"{rest}\"");
+    let rest_rule = rule("rest", &format!("{a}/*"), &other, &rest_context);
+    let both = format!("{team_rule}\n{rest_rule}");
+    let pod2 = pod(&[&team, &rest]);
+    let count = |yaml: String| {
+        let pod2 = pod2.clone();
+        async move {
+            let (eng, client) = engine(&yaml);
+            let before = client.request_count();
+            let r = eng.mutate(&request(pod2)).await;
+            (r, client.request_count() - before)
+        }
+    };
+    // Baseline: the first rule alone.
+    let (r, alone) = count(rules_policy("apply", "applyRules: All", &team_rule)).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Pass], "{r:?}");
+    assert!(alone > 0);
+    // One: the first rule passes, so the second is neither loaded nor verified: not one registry
+    // request more than the first rule alone.
+    let (r, one) = count(rules_policy("apply", "applyRules: One", &both)).await;
+    assert!(!r.blocked, "{r:?}");
+    let names: Vec<&str> = r.results.iter().map(|x| x.rule.as_str()).collect();
+    assert_eq!(names, vec!["team"], "{r:?}");
+    assert_eq!(one, alone, "applyRules: One made requests for a later rule");
+    // All: both rules run (the second fails on the team image, signed by another key).
+    let (r, all) = count(rules_policy("apply", "applyRules: All", &both)).await;
+    assert_eq!(r.results.len(), 2, "{r:?}");
+    assert!(r.blocked, "{r:?}");
+    eprintln!("registry requests: first rule alone {alone}, applyRules One {one}, All {all}");
+    assert!(
+        all > alone + 2,
+        "All: {all} requests, first rule alone: {alone}"
+    );
+    // One, first rule not applying (its precondition is not met): the second rule runs, in a
+    // later step, with its context and both images.
+    let skipped = context_rule(
+        "team",
+        "",
+        "  preconditions:\n    all:\n    - key: \"{{ request.object.metadata.name }}\"\n      operator: Equals\n      value: other\n",
+        &format!(
+            "- imageReferences: [\"{a}/team/*\"]\n  failureAction: Enforce\n  attestors:\n  - entries:\n{}",
+            indent(&key_entry(&good), 4)
+        ),
+    );
+    let (r, _) = count(rules_policy(
+        "apply",
+        "applyRules: One",
+        &format!("{skipped}\n{rest_rule}"),
+    ))
+    .await;
+    let got: Vec<(&str, RuleStatus)> = r
+        .results
+        .iter()
+        .map(|x| (x.rule.as_str(), x.status))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("team", RuleStatus::Skip), ("rest", RuleStatus::Fail)],
+        "{r:?}"
+    );
+    assert_eq!(r.results[1].images.len(), 2, "{r:?}");
+    // One, first rule failing after verification (its image does not exist): a fail applies,
+    // so the policy stops there.
+    let missing = rule("team", &format!("{a}/team/*"), &good, "");
+    let pod_missing = pod(&[&format!("{a}/team/missing:v1"), &rest]);
+    let (eng, _) = engine(&rules_policy(
+        "apply",
+        "applyRules: One",
+        &format!("{missing}\n{rest_rule}"),
+    ));
+    let r = eng.mutate(&request(pod_missing)).await;
+    let got: Vec<(&str, RuleStatus)> = r
+        .results
+        .iter()
+        .map(|x| (x.rule.as_str(), x.status))
+        .collect();
+    assert_eq!(got, vec![("team", RuleStatus::Fail)], "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_variable_in_context_preconditions_and_deny() {
+    let reg = start_registry(true).await;
+    let pusher = new_client();
+    let a = &reg.addr;
+    push_image(&pusher, a, "app", "v1", "images-var").await;
+    push_image(&pusher, a, "app", "v2", "images-var").await;
+    let key = PrivateKey::generate_p256().unwrap();
+    for t in ["v1", "v2"] {
+        sign(&pusher, &format!("{a}/app:{t}"), &key).await;
+    }
+    // A context entry and a precondition read `images`; `validate.deny` reads it at verify time.
+    let context = "- name: reg\n  variable:\n    jmesPath: images.containers.web.registry";
+    let pre = format!(
+        "  preconditions:\n    all:\n    - key: \"{{{{ reg }}}}\"\n      operator: Equals\n      value: \"{a}\"\n    - key: \"{{{{ images.containers.web.name }}}}\"\n      operator: Equals\n      value: app\n"
+    );
+    let verify = format!(
+        "- imageReferences: [\"{a}/*\"]\n  failureAction: Enforce\n  attestors:\n  - entries:\n{}\n  validate:\n    message: \"tag {{{{ images.containers.web.tag }}}} is retired\"\n    deny:\n      conditions:\n        all:\n        - key: \"{{{{ images.containers.web.tag }}}}\"\n          operator: Equals\n          value: v2",
+        indent(&key_entry(&key), 4)
+    );
+    let yaml = rules_policy("images", "", &context_rule("check", context, &pre, &verify));
+    let (eng, _) = engine(&yaml);
+    let web = |image: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+               "spec": {"containers": [{"name": "web", "image": image}]}})
+    };
+    let r = eng.mutate(&request(web(&format!("{a}/app:v1")))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Pass], "{r:?}");
+    assert!(!r.blocked);
+    // Same digest, other tag: the deny condition on `images` matches (no cached pass leaks).
+    let r = eng.mutate(&request(web(&format!("{a}/app:v2")))).await;
+    assert_eq!(statuses(&r), vec![RuleStatus::Fail], "{r:?}");
+    assert!(
+        first_message(&r).contains("retired"),
+        "{}",
+        first_message(&r)
+    );
+    assert!(r.blocked);
+    // An image of another registry: the precondition on `images` is not met.
+    let r = eng.mutate(&request(web("ghcr.io/org/app:v1"))).await;
+    assert_eq!(r.results[0].status, RuleStatus::Skip, "{r:?}");
+    assert!(!r.blocked);
+    // A container named otherwise: `images.containers.web` does not exist, the context entry
+    // fails, the rule errors and the request is blocked (never a pass).
+    let mut other = web(&format!("{a}/app:v1"));
+    other["spec"]["containers"][0]["name"] = json!("api");
+    let r = eng.mutate(&request(other)).await;
+    assert!(r.blocked, "{r:?}");
+    assert_eq!(r.results[0].status, RuleStatus::Error, "{r:?}");
+    assert!(
+        r.results[0].message.contains("context[0]"),
+        "{}",
+        r.results[0].message
+    );
+    // An unnamed container: the `images` variable cannot be built; the error says why.
+    let mut unnamed = web(&format!("{a}/app:v1"));
+    unnamed["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    let r = eng.mutate(&request(unnamed)).await;
+    assert!(r.blocked, "{r:?}");
+    assert!(
+        r.results[0]
+            .message
+            .contains("the `images` variable is undefined"),
+        "{}",
+        r.results[0].message
+    );
+}

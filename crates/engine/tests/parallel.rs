@@ -345,3 +345,62 @@ async fn dropping_a_review_aborts_its_image_tasks() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_rules_one_keeps_the_images_of_a_rule_in_parallel() {
+    // `applyRules: One` with two rules: the first rule's images are verified concurrently (the
+    // gate opens only once all of them are in flight while the review is not polled), and as it
+    // passes, the second rule (another key, every image) sends no request at all.
+    const N: usize = 4;
+    let k1 = PrivateKey::generate_p256().unwrap();
+    let k2 = PrivateKey::generate_p256().unwrap();
+    let (_reg, g, images) = fixture(N, N, &[&k1]).await;
+    let rule = |name: &str, key: &PrivateKey| {
+        let pem: Vec<String> = key
+            .public_key()
+            .to_pem()
+            .unwrap()
+            .trim()
+            .lines()
+            .map(|l| format!("                    {l}"))
+            .collect();
+        format!(
+            "  - name: {name}\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n      - imageReferences: [\"{}/*\"]\n        failureAction: Enforce\n        attestors:\n          - entries:\n              - keys:\n                  publicKeys: |-\n{}\n                  rekor:\n                    ignoreTlog: true\n",
+            g.addr,
+            pem.join("\n")
+        )
+    };
+    let yaml = format!(
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: one\nspec:\n  applyRules: One\n  rules:\n{}{}",
+        rule("first", &k1),
+        rule("second", &k2)
+    );
+    let policies: Vec<LoadedPolicy> = sigil_policy::parse_policies(&yaml)
+        .unwrap()
+        .policies
+        .into_iter()
+        .map(|p| LoadedPolicy::new(p, PathBuf::from("one.yaml"), &yaml))
+        .collect();
+    let client = new_client();
+    let eng = Engine::new(EngineConfig::new(client.clone()), policies);
+    let request = pod_request(&images);
+    let full = g.full.notified();
+    let mut review = std::pin::pin!(eng.mutate(&request));
+    assert!(futures::poll!(review.as_mut()).is_pending());
+    let filled = tokio::time::timeout(Duration::from_secs(20), full).await;
+    assert!(
+        filled.is_ok(),
+        "only {} of {N} images of the first rule were in flight at once",
+        g.arrived.load(Ordering::SeqCst)
+    );
+    let r = review.await;
+    assert!(!r.blocked, "{r:?}");
+    let rules: Vec<(&str, usize)> = r
+        .results
+        .iter()
+        .map(|x| (x.rule.as_str(), x.images.len()))
+        .collect();
+    assert_eq!(rules, vec![("first", N)], "{r:?}");
+    // HEAD, `.sig` manifest and signature payload per image, for the first rule only.
+    assert_eq!(client.request_count(), 3 * N as u64);
+}

@@ -1,5 +1,6 @@
 //! Kyverno rule `context` entries: compiled from the policy, evaluated (I/O-free parts) in order
-//! into the JSON context that preconditions, the `verifyImages` body, attestation conditions and
+//! into the JSON context (which also holds `request` and Kyverno's `images` variable, see
+//! [`crate::CompiledRule::images_variable`]) that preconditions, the `verifyImages` body, attestation conditions and
 //! `validate.deny` read their `{{ }}` variables from.
 //!
 //! - `variable` (`value`, `jmesPath`, `default`) is evaluated here, offline, as Kyverno's variable

@@ -76,6 +76,99 @@ impl ImageInfo {
     }
 }
 
+impl ImageInfo {
+    /// One entry of Kyverno's `images` context variable for `image` found at `pointer`
+    /// (Kyverno's `GetImageInfo` with default-registry mutation on, plus `jsonPointer`):
+    /// `registry`, `name` (last path segment), `path` (`library/` prefixed for a one-segment
+    /// Docker-style path), `tag` (`latest` when neither tag nor digest is given; absent with a
+    /// digest alone), `digest` (when given), `reference` (`registry/path:tag` or
+    /// `registry/path@digest`), `referenceWithTag` (`registry/<path as written>:<tag>`) and
+    /// `jsonPointer`.
+    pub fn variable_entry(image: &str, pointer: &str) -> Result<Value, EvalError> {
+        let info = Self::parse(image)?;
+        let name = info
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(info.path.as_str())
+            .to_owned();
+        let tag = info.tag.clone().unwrap_or_default();
+        let reference_with_tag = format!("{}/{}:{tag}", info.registry, info.path);
+        let path = if info.path.contains('/') {
+            info.path.clone()
+        } else {
+            format!("library/{}", info.path)
+        };
+        let reference = match &info.digest {
+            Some(d) => format!("{}/{path}@{d}", info.registry),
+            None => format!("{}/{path}:{tag}", info.registry),
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("registry".into(), Value::String(info.registry.clone()));
+        m.insert("name".into(), Value::String(name));
+        m.insert("path".into(), Value::String(path));
+        if !tag.is_empty() {
+            m.insert("tag".into(), Value::String(tag));
+        }
+        if let Some(d) = info.digest {
+            m.insert("digest".into(), Value::String(d));
+        }
+        m.insert("reference".into(), Value::String(reference));
+        m.insert("referenceWithTag".into(), Value::String(reference_with_tag));
+        m.insert("jsonPointer".into(), Value::String(pointer.to_owned()));
+        Ok(Value::Object(m))
+    }
+}
+
+/// Kyverno's `images` context variable from the images of the built-in extractors (see
+/// [`extract_images`]): `{"initContainers"|"containers"|"ephemeralContainers": {<container
+/// name>: <entry>}}` (entries as [`ImageInfo::variable_entry`]; empty lists are left out).
+/// Returns `None` when no image was found (Kyverno then defines no `images` variable). A
+/// container without a name, or an image that does not parse, is an error (Kyverno rejects the
+/// request).
+pub fn images_variable(images: &[ExtractedImage]) -> Result<Option<Value>, EvalError> {
+    let mut groups = serde_json::Map::new();
+    for img in images {
+        let group = match img.container_kind {
+            ContainerKind::InitContainers => "initContainers",
+            ContainerKind::Containers => "containers",
+            ContainerKind::EphemeralContainers => "ephemeralContainers",
+            ContainerKind::Custom => "custom",
+        };
+        let key = img.name.clone().ok_or_else(|| {
+            EvalError::Resource(format!(
+                "{}: the container has no `name` (the `images` variable is keyed by it)",
+                img.pointer.trim_end_matches("/image")
+            ))
+        })?;
+        insert_entry(&mut groups, group, key, img)?;
+    }
+    Ok((!groups.is_empty()).then_some(Value::Object(groups)))
+}
+
+/// Adds `img` as `groups[group][key]` (a later image with the same key replaces the earlier one,
+/// as in Kyverno's map).
+pub(crate) fn insert_entry(
+    groups: &mut serde_json::Map<String, Value>,
+    group: &str,
+    key: String,
+    img: &ExtractedImage,
+) -> Result<(), EvalError> {
+    let entry = ImageInfo::variable_entry(&img.image, &img.pointer).map_err(|_| {
+        EvalError::Resource(format!(
+            "{}: invalid image `{}` (cannot build the `images` variable)",
+            img.pointer, img.image
+        ))
+    })?;
+    let slot = groups
+        .entry(group.to_owned())
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Value::Object(m) = slot {
+        m.insert(key, entry);
+    }
+    Ok(())
+}
+
 /// Which container list an image came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerKind {

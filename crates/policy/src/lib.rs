@@ -13,6 +13,8 @@
 //!   entries with data the caller fetches; the `verifyImages` body is recompiled after variable
 //!   substitution ([`CompiledRule::substituted_verify_image`]); `spec.applyRules` and
 //!   `spec.validationFailureActionOverrides` (namespaces form) are part of [`CompiledPolicy`].
+//! - Kyverno's `images` variable (`images.containers.<name>.registry` ...) is built by
+//!   [`CompiledRule::images_variable`] (built-in or custom extractors).
 //! - Custom `imageExtractors` (with `jmesPath` transforms) run through
 //!   [`CompiledRule::extract_images`]; deprecated `verifyImages` fields (`key`,
 //!   `issuer`, `subject`, `roots`, `annotations`) are converted to an attestor

@@ -332,6 +332,52 @@ impl CompiledRule {
             None => extract_images(resource),
         }
     }
+
+    /// Kyverno's `images` context variable for this rule and resource: with custom
+    /// `imageExtractors` for the resource's kind, one group per extractor `name` (default
+    /// `custom`; a later extractor of the same name replaces the group) keyed by the `key`
+    /// field's value, else by the image's JSON pointer; otherwise the built-in groups
+    /// (`containers`, `initContainers`, `ephemeralContainers`, keyed by container name; see
+    /// [`crate::image::images_variable`]). `None` when no image was found (no `images`
+    /// variable: references to it fail as unresolved). Errors name the offending image.
+    pub fn images_variable(&self, resource: &Value) -> Result<Option<Value>, EvalError> {
+        let kind = resource.get("kind").and_then(Value::as_str).unwrap_or("");
+        let Some(extractors) = self.image_extractors.get(kind) else {
+            return crate::image::images_variable(&extract_images(resource)?);
+        };
+        let mut groups = serde_json::Map::new();
+        for (i, e) in extractors.iter().enumerate() {
+            let found = extract_custom(
+                resource,
+                &CustomExtractor {
+                    path: &e.path,
+                    value: e.value.as_deref(),
+                    key: e.key.as_deref(),
+                    jmes_path: e.jmes_path.as_deref(),
+                },
+            )
+            .map_err(|err| {
+                EvalError::Resource(format!("{}.imageExtractors.{kind}[{i}]: {err}", self.path))
+            })?;
+            if found.is_empty() {
+                continue;
+            }
+            let name = e
+                .name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("custom");
+            let mut group = serde_json::Map::new();
+            for img in &found {
+                let key = img.name.clone().unwrap_or_else(|| img.pointer.clone());
+                crate::image::insert_entry(&mut group, name, key, img)?;
+            }
+            if let Some(v) = group.remove(name) {
+                groups.insert(name.to_owned(), v);
+            }
+        }
+        Ok((!groups.is_empty()).then_some(Value::Object(groups)))
+    }
 }
 
 impl CompiledPolicy {

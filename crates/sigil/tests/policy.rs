@@ -595,6 +595,87 @@ async fn context_variable_supplies_the_key() {
     );
 }
 
+/// Kyverno's `images` variable in a precondition and in `validate.deny`: the precondition skips
+/// images whose name is not `app` (even an unsigned one that matches `imageReferences`), the deny
+/// condition rejects a retired tag of a signed image.
+#[tokio::test(flavor = "multi_thread")]
+async fn images_variable_in_preconditions_and_deny() {
+    let env = Env::new();
+    let addr = env.addr();
+    let pem = env.keypair("img");
+    env.image("img/app", "v1", 43).await;
+    env.image("img/app", "retired", 43).await;
+    env.image("img/tool", "v1", 44).await;
+    let (ok, retired) = (
+        format!("{addr}/img/app:v1"),
+        format!("{addr}/img/app:retired"),
+    );
+    env.sign("img", &ok);
+    env.sign("img", &retired);
+    let mut verify = verify_entry(
+        &format!("{addr}/img/*"),
+        json!([{"entries": [key_entry(&pem)]}]),
+    );
+    verify["validate"] = json!({
+        "message": "retired tag",
+        "deny": {"conditions": {"all": [
+            {"key": "{{ images.containers.c0.tag }}", "operator": "Equals", "value": "retired"},
+        ]}},
+    });
+    let mut doc = policy("images-var", "verify", verify);
+    doc["spec"]["rules"][0]["preconditions"] = json!({"all": [
+        {"key": "{{ images.containers.c0.name }}", "operator": "Equals", "value": "app"},
+    ]});
+    let p = env.write_yaml("images-policy.yaml", &[doc]);
+    let tool = format!("{addr}/img/tool:v1");
+    let r = env.write_yaml(
+        "images-pods.yaml",
+        &[
+            pod("p-ok", &[&ok]),
+            pod("p-retired", &[&retired]),
+            pod("p-tool", &[&tool]),
+        ],
+    );
+    let out = env.apply(&[&p], &[&r], &[]);
+    assert_eq!(out.status("p-ok", "images-var"), "pass", "{}", out.dump());
+    assert_eq!(
+        out.status("p-retired", "images-var"),
+        "fail",
+        "{}",
+        out.dump()
+    );
+    assert!(out.dump().contains("retired tag"), "{}", out.dump());
+    // Unsigned, but its image name is `tool`: the precondition on `images` skips the rule.
+    assert_eq!(out.status("p-tool", "images-var"), "skip", "{}", out.dump());
+    assert_eq!(out.code, Some(1), "{}", out.dump());
+    // A container list the Pod does not have: a context entry reading it fails, an error.
+    let mut bad = pod("p-init", &[&ok]);
+    bad["spec"]["containers"][0]["name"] = json!("other");
+    let text = env.write_yaml("images-bad.yaml", &[bad]);
+    let mut doc2 = policy(
+        "images-init",
+        "verify",
+        verify_entry(
+            &format!("{addr}/img/*"),
+            json!([{"entries": [key_entry(&pem)]}]),
+        ),
+    );
+    // (In a precondition an unresolved variable is null, as in Kyverno; a context entry is
+    // strict.)
+    doc2["spec"]["rules"][0]["context"] = json!([
+        {"name": "setup", "variable": {"jmesPath": "images.initContainers.setup.name"}},
+    ]);
+    let p2 = env.write_yaml("images-policy2.yaml", &[doc2]);
+    let out = env.apply(&[&p2], &[&text], &[]);
+    assert_eq!(
+        out.status("p-init", "images-init"),
+        "error",
+        "{}",
+        out.dump()
+    );
+    assert_ne!(out.code, Some(0), "{}", out.dump());
+}
+
 /// Resources from a directory (recursively, with a `List`), and a `type: Notary` rule: a clear error
 /// for the rule, never a pass.
 #[tokio::test(flavor = "multi_thread")]

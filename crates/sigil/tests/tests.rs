@@ -13,7 +13,9 @@
 //!   Deployment, CronJob), patches, reload, metrics, deadlines, every attestor kind; `deploy/` manifests;
 //! - `notary`: `sigil notary sign/verify/inspect` on the notation e2e layouts (sigil and docker-registry),
 //!   sign/verify round trips, RFC 3161 timestamps from a local TSA, CRL revocation of the signing and
-//!   TSA chains against a local CRL server, and the policy-engine Notary API.
+//!   TSA chains against a local CRL server, and the policy-engine Notary API;
+//! - `credentials`: docker credential helpers (`credHelpers`, `credsStore`: precedence, not found,
+//!   crash, timeout) with fake `docker-credential-*` scripts against `sigil registry serve --htpasswd`.
 //!
 //! `util` holds the harness. Oracle tests skip when a tool is missing unless `SIGIL_REQUIRE_ORACLES=1`
 //! (`scripts/test.sh` sets it and installs the tools first).
@@ -28,6 +30,7 @@ mod conformance;
 mod cosign;
 mod cosign_oracles;
 mod crash;
+mod credentials;
 mod gc;
 mod notary;
 mod oracles;

@@ -38,7 +38,7 @@ pub(crate) fn describe(subject: &impl std::fmt::Display, e: ClientError) -> anyh
             ..
         } => {
             let hint = if status == 401 {
-                " (log in, or check the auth file: --authfile, $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json)"
+                " (log in, or check the auth file and its credential helpers: --authfile, $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json)"
             } else {
                 ""
             };
