@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Images of one review verified concurrently, as tasks (a gated registry proves it).
+#[path = "engine/parallel.rs"]
+mod parallel;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,84 +5,15 @@
 //! image jobs must make progress on their own (as spawned tasks on the runtime's worker threads),
 //! not only when the caller polls the review.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use serde_json::{Value, json};
-use sigil_client::{ClientOptions, PutCondition, RegistryClient};
-use sigil_cosign::PrivateKey;
-use sigil_engine::{Engine, EngineConfig, LoadedPolicy, ReviewRequest, RuleStatus};
-use sigil_oci::{Digest, Reference, media_type};
-use sigil_policy::matching::Operation;
-use tempfile::TempDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Notify;
 
-struct Registry {
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-async fn start_registry() -> Registry {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = TempDir::new().unwrap();
-    let storage = sigil_storage::fs::FsStorage::open(dir.path()).unwrap();
-    let app = sigil_registry::router(
-        Arc::new(storage),
-        sigil_registry::RegistryConfig::default(),
-        None,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = sigil_registry::serve(listener, app, None, std::future::pending()).await;
-    });
-    Registry { addr, _dir: dir }
-}
-
-fn new_client() -> RegistryClient {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    RegistryClient::new(ClientOptions {
-        load_auth_file: false,
-        connect_timeout: Duration::from_secs(2),
-        ..ClientOptions::default()
-    })
-    .unwrap()
-}
-
-async fn push_image(c: &RegistryClient, image: &str, seed: &str) -> Digest {
-    let r = Reference::parse(image).unwrap();
-    let config = Bytes::from(format!(
-        r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#
-    ));
-    let layer = Bytes::from(format!("layer of {seed}").into_bytes());
-    let mut descs = Vec::new();
-    for b in [&config, &layer] {
-        let d = Digest::sha256(b);
-        c.push_blob(&r, &d, Some(b.len() as u64), b.clone().into())
-            .await
-            .unwrap();
-        descs.push((d, b.len()));
-    }
-    let m = json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::OCI_MANIFEST,
-        "config": {"mediaType": media_type::OCI_CONFIG, "digest": descs[0].0.to_string(), "size": descs[0].1},
-        "layers": [{"mediaType": media_type::OCI_LAYER_GZIP, "digest": descs[1].0.to_string(), "size": descs[1].1}],
-    });
-    let bytes = Bytes::from(serde_json::to_vec(&m).unwrap());
-    c.put_manifest(&r, bytes, media_type::OCI_MANIFEST, PutCondition::None)
-        .await
-        .unwrap()
-        .digest
-}
+use super::*;
 
 /// A TCP gate to `upstream`: each connection's first request is held until `n` connections have
 /// sent one (or 20 s passed), then everything is forwarded unchanged.
@@ -206,12 +137,19 @@ async fn fixture(
     gate_size: usize,
     keys: &[&PrivateKey],
 ) -> (Registry, Gate, Vec<String>) {
-    let reg = start_registry().await;
+    let reg = start_registry(true).await;
     let pusher = new_client();
     let mut images = Vec::new();
     for i in 0..n {
         let direct = format!("{}/app{i}:v1", reg.addr);
-        push_image(&pusher, &direct, &format!("par-{i}")).await;
+        push_image(
+            &pusher,
+            &reg.addr,
+            &format!("app{i}"),
+            "v1",
+            &format!("par-{i}"),
+        )
+        .await;
         for k in keys {
             sigil_cosign::sign_image(
                 &pusher,
@@ -224,7 +162,7 @@ async fn fixture(
             .unwrap();
         }
     }
-    let g = gate(reg.addr, gate_size).await;
+    let g = gate(reg.addr.parse().unwrap(), gate_size).await;
     for i in 0..n {
         images.push(format!("{}/app{i}:v1", g.addr));
     }
