@@ -496,39 +496,6 @@ async fn bundle_scenario(addr: &str, http: &Http) {
     assert_eq!(arr.as_array().unwrap().len(), 2);
 }
 
-/// A CA (self-signed, or signed by `issuer`) and its key.
-fn ca(
-    cn: &str,
-    issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
-) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = match issuer {
-        Some(i) => p.signed_by(&key, i).unwrap(),
-        None => p.self_signed(&key).unwrap(),
-    };
-    (cert, rcgen::Issuer::new(p, key))
-}
-
-/// An ECDSA P-256 code-signing leaf issued by `issuer`: (certificate PEM, PKCS#8 key PEM).
-fn leaf(issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, email: &str) -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "signer");
-    p.subject_alt_names = vec![rcgen::SanType::Rfc822Name(email.try_into().unwrap())];
-    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
-    let cert = p.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 async fn certificate_scenario(addr: &str, http: &Http) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

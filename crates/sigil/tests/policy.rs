@@ -821,37 +821,6 @@ async fn unreachable_and_hanging_registries_fail_closed() {
 
 // ---- certificates -------------------------------------------------------------------------------------
 
-fn ca(
-    cn: &str,
-    issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
-) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = match issuer {
-        Some(i) => p.signed_by(&key, i).unwrap(),
-        None => p.self_signed(&key).unwrap(),
-    };
-    (cert, rcgen::Issuer::new(p, key))
-}
-
-fn leaf(issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, email: &str) -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "signer");
-    p.subject_alt_names = vec![rcgen::SanType::Rfc822Name(email.try_into().unwrap())];
-    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
-    let cert = p.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_attestors() {
     let env = Env::new();

@@ -1185,25 +1185,6 @@ fn json_policy(name: &str, pattern: &str, attestors: Value) -> Value {
     })
 }
 
-fn test_ca(
-    cn: &str,
-    issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
-) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = match issuer {
-        Some(i) => p.signed_by(&key, i).unwrap(),
-        None => p.self_signed(&key).unwrap(),
-    };
-    (cert, rcgen::Issuer::new(p, key))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_counts_nested_sets_and_certificates() {
     let reg = SigilRegistry::start_default();
@@ -1224,21 +1205,12 @@ async fn webhook_counts_nested_sets_and_certificates() {
         }
     }
     // certs/app:signed signed with a certificate's key (leaf + intermediate + root).
-    let (root, root_issuer) = test_ca("webhook test root", None);
-    let (inter, inter_issuer) = test_ca("webhook test intermediate", Some(&root_issuer));
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let mut lp = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    lp.distinguished_name
-        .push(rcgen::DnType::CommonName, "signer");
-    lp.subject_alt_names = vec![rcgen::SanType::Rfc822Name(
-        "signer@example.test".try_into().unwrap(),
-    )];
-    lp.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-    lp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
-    let leaf_pem = lp.signed_by(&leaf_key, &inter_issuer).unwrap().pem();
+    let (root, root_issuer) = ca("webhook test root", None);
+    let (inter, inter_issuer) = ca("webhook test intermediate", Some(&root_issuer));
+    let (leaf_pem, leaf_key) = leaf(&inter_issuer, "signer@example.test");
     let chain = format!("{}{}", inter.pem(), root.pem());
     fs::write(d.join("leaf.pem"), &leaf_pem).unwrap();
-    fs::write(d.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    fs::write(d.join("leaf.key"), leaf_key).unwrap();
     fs::write(d.join("chain.pem"), &chain).unwrap();
     let cert_img = push_small_image(&http, "certs/app", "signed", 904).await;
     push_small_image(&http, "certs/app", "unsigned", 905).await;
@@ -1543,8 +1515,8 @@ async fn webhook_keyless_and_notary_attestors() {
     );
 
     // Notary: signed by a leaf of the trusted root, and by a leaf of another root.
-    let (root, root_issuer) = test_ca("notary trusted root", None);
-    let (other_root, other_issuer) = test_ca("notary other root", None);
+    let (root, root_issuer) = ca("notary trusted root", None);
+    let (other_root, other_issuer) = ca("notary other root", None);
     let notary_img = push_small_image(&http, "notary/app", "signed", 963).await;
     push_small_image(&http, "notary/app", "other", 964).await;
     push_small_image(&http, "notary/app", "unsigned", 965).await;
