@@ -102,11 +102,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# free_port [EXCLUDED]: a random loopback port nobody listens on
+# free_port [EXCLUDED]: a random loopback port nobody listens on, below the kernel's ephemeral range (so
+# an outgoing connection cannot take it between this check and the server's bind)
 free_port() {
-  local p
+  local p lo
+  lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "${lo:-0}" -gt 11000 ] 2>/dev/null || lo=32768
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (lo - 10000)))
     [ "$p" != "${1:-}" ] && ! port_in_use "$p" && { echo "$p"; return 0; }
   done
   die "no free port found"
