@@ -17,7 +17,7 @@
 //!
 //! Deliberate choices: unknown critical headers fail integrity (the specification's rule; notation
 //! accepts them without a plugin); signatures needing a verification plugin fail; revocation is
-//! checked over HTTP (OCSP, then CRLs; delta CRLs unsupported), and an unreachable responder or an
+//! checked over HTTP (OCSP, then CRLs with their delta CRLs), and an unreachable responder or an
 //! invalid, expired or unsupported answer gives "unknown", which fails under `strict` unless the
 //! policy overrides `revocation`.
 

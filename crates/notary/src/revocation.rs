@@ -21,11 +21,20 @@
 //! signing-authority signing time), the responder's `unknown` or any failure → unknown, which falls
 //! back to the CRLs when the certificate has distribution points.
 //!
-//! Deliberate choices: delta CRLs (a certificate or CRL naming a freshestCRL distribution point, or
-//! a deltaCRLIndicator) are not supported and give "unknown"; a CRL or OCSP response whose
-//! `thisUpdate` is more than [`CLOCK_SKEW`] in the future gives "unknown" (notation does not check
-//! it); the CRL issuer name must equal the issuer certificate's subject; OCSP requests carry no
-//! nonce (as notation) and use a SHA-256 CertID.
+//! Delta CRLs (notation-core-go 1.3 `revocation/crl`, RFC 5280 §5.2.4/§5.2.6): the delta CRL's URLs
+//! come from the base CRL's freshestCRL extension — or, when the base CRL names none, from the
+//! certificate's — and are alternatives tried in order until one downloads. The delta CRL must pass
+//! the same issuer, signature and freshness checks as the base CRL, carry a deltaCRLIndicator whose
+//! base CRL number is not greater than the base CRL's cRLNumber, have a cRLNumber greater than the
+//! base's, and cover the same scope (the same issuingDistributionPoint). Its entries are merged with
+//! the base CRL's: a permanent revocation in either revokes; of the temporary entries the most
+//! recent decides, the delta's winning a tie, so a delta `removeFromCRL` releases a base hold. A
+//! delta CRL that cannot be downloaded or fails any check makes the certificate "unknown"; a
+//! complete CRL expected at a distribution point that turns out to be a delta CRL is "unknown" too.
+//!
+//! Deliberate choices: a CRL or OCSP response whose `thisUpdate` is more than [`CLOCK_SKEW`] in the
+//! future gives "unknown" (notation does not check it); the CRL issuer name must equal the issuer
+//! certificate's subject; OCSP requests carry no nonce (as notation) and use a SHA-256 CertID.
 //!
 //! [`RevocationChecker::offline`] contacts nothing: certificates naming responders are "unknown",
 //! certificates without are "non-revokable". Downloads and per-certificate results are cached for the
@@ -53,6 +62,7 @@ pub const DEFAULT_MAX_CRL_SIZE: usize = 32 << 20;
 pub const CLOCK_SKEW: i64 = 300;
 
 const OID_IDP: &str = "2.5.29.28";
+const OID_CRL_NUMBER: &str = "2.5.29.20";
 const OID_FRESHEST_CRL: &str = "2.5.29.46";
 const OID_DELTA_CRL_INDICATOR: &str = "2.5.29.27";
 const OID_REASON_CODE: &str = "2.5.29.21";
@@ -363,18 +373,11 @@ impl RevocationChecker {
         now: i64,
     ) -> CertRevocation {
         let m = RevocationMethod::Crl;
-        if cert.has_freshest_crl() {
-            return CertRevocation::unknown(
-                m,
-                "the certificate names a delta CRL (freshestCRL), which sigil does not support"
-                    .into(),
-            );
-        }
         // Every distribution point is checked (partitioned CRLs); the first failure makes the
         // certificate unknown, a revocation on any of them makes it revoked.
         for url in urls {
-            let bytes = match self.download(url).await {
-                Ok(b) => b,
+            let base = match self.fetch_crl(url).await {
+                Ok(c) => c,
                 Err(e) => {
                     return CertRevocation::unknown(
                         m,
@@ -382,17 +385,22 @@ impl RevocationChecker {
                     );
                 }
             };
-            let crl = match Crl::parse(&bytes) {
-                Ok(c) => c,
-                Err(e) => return CertRevocation::unknown(m, format!("CRL from {url}: {e}")),
-            };
-            if let Err(e) = crl.validate(&bytes, issuer, now) {
+            if let Err(e) = base.validate_base(issuer, now) {
                 return CertRevocation::unknown(
                     m,
                     format!("failed to validate CRL from {url}: {e}"),
                 );
             }
-            match crl.lookup(&cert.serial_bytes(), signing_time) {
+            let delta = match self.delta_for(cert, &base, issuer, now).await {
+                Ok(d) => d,
+                Err(e) => {
+                    return CertRevocation::unknown(
+                        m,
+                        format!("failed to validate CRL from {url}: {e}"),
+                    );
+                }
+            };
+            match lookup(&base, delta.as_ref(), &cert.serial_bytes(), signing_time) {
                 Err(e) => {
                     return CertRevocation::unknown(
                         m,
@@ -400,10 +408,14 @@ impl RevocationChecker {
                     );
                 }
                 Ok(Some(why)) => {
+                    let from = match &delta {
+                        Some(d) => format!("CRL {url} with delta CRL {}", d.url),
+                        None => format!("CRL {url}"),
+                    };
                     return CertRevocation {
                         result: RevocationResult::Revoked,
                         method: m,
-                        revoked: Some(format!("{why} (CRL {url})")),
+                        revoked: Some(format!("{why} ({from})")),
                         errors: Vec::new(),
                     };
                 }
@@ -416,6 +428,54 @@ impl RevocationChecker {
             revoked: None,
             errors: Vec::new(),
         }
+    }
+
+    /// Downloads and parses the CRL at `url`.
+    async fn fetch_crl(&self, url: &str) -> Result<Crl, String> {
+        let bytes = self.download(url).await?;
+        Crl::parse(&bytes, url)
+    }
+
+    /// The validated delta CRL that completes `base`, if one is published: its URLs come from the
+    /// base CRL's freshestCRL extension, or — when the base CRL names none — from the
+    /// certificate's. The URLs are alternatives of the same scope and are tried in order until one
+    /// downloads and parses (notation-core-go's rule); the delta CRL found must then pass every
+    /// check, or the whole distribution point is unknown.
+    async fn delta_for(
+        &self,
+        cert: &Cert,
+        base: &Crl,
+        issuer: &Cert,
+        now: i64,
+    ) -> Result<Option<Crl>, String> {
+        let urls = match &base.freshest {
+            Some(urls) if !urls.is_empty() => urls.clone(),
+            _ => cert_freshest_crl(cert)?,
+        };
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        let mut errors = Vec::new();
+        let mut found = None;
+        for u in &urls {
+            match self.fetch_crl(u).await {
+                Ok(c) => {
+                    found = Some(c);
+                    break;
+                }
+                Err(e) => errors.push(format!("{u}: {e}")),
+            }
+        }
+        let Some(delta) = found else {
+            return Err(format!(
+                "failed to download delta CRL: {}",
+                errors.join("; ")
+            ));
+        };
+        delta
+            .validate_delta(base, issuer, now)
+            .map_err(|e| format!("invalid delta CRL from {}: {e}", delta.url))?;
+        Ok(Some(delta))
     }
 
     async fn download(&self, url: &str) -> Download {
@@ -517,14 +577,27 @@ pub fn final_result(
 
 /// A parsed CRL (just what the checks need).
 struct Crl {
+    /// Where it was downloaded from (for messages).
+    url: String,
+    /// The whole DER (for the signature check).
+    der: Arc<Vec<u8>>,
     issuer: Vec<u8>,
     this_update: i64,
     next_update: Option<i64>,
     /// `(oid, critical)` of the CRL extensions.
     extensions: Vec<(String, bool)>,
+    /// The cRLNumber (big-endian, no leading zeros).
+    number: Option<Vec<u8>>,
+    /// The deltaCRLIndicator's base CRL number: present on delta CRLs only.
+    delta_base: Option<Vec<u8>>,
+    /// The freshestCRL extension's URIs (where the delta CRL of this base CRL is published).
+    freshest: Option<Vec<String>>,
+    /// The DER value of the issuingDistributionPoint extension.
+    idp: Option<Vec<u8>>,
     entries: Vec<Entry>,
 }
 
+/// One revokedCertificates entry.
 struct Entry {
     serial: Vec<u8>,
     revocation_time: i64,
@@ -555,22 +628,167 @@ fn unix(t: &x509_cert::time::Time) -> i64 {
     i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
 
+/// A non-negative DER INTEGER (an extension's value) as big-endian bytes without leading zeros.
+fn parse_crl_number(v: &[u8], what: &str) -> Result<Vec<u8>, String> {
+    let t = tlv::single(v)
+        .filter(|t| t.tag == 0x02 && !t.content.is_empty())
+        .ok_or_else(|| format!("the CRL has a malformed {what} extension"))?;
+    if t.content[0] & 0x80 != 0 {
+        return Err(format!("the CRL's {what} is negative"));
+    }
+    Ok(trim_serial(t.content))
+}
+
+/// Compares two non-negative big-endian integers without leading zeros.
+fn cmp_number(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Decimal-free display of a CRL number (hex, as `openssl crl -text` prints large ones).
+fn show_number(n: &[u8]) -> String {
+    if n.is_empty() {
+        return "0".into();
+    }
+    if n.len() <= 8 {
+        let mut v = 0u64;
+        for b in n {
+            v = (v << 8) | u64::from(*b);
+        }
+        return v.to_string();
+    }
+    format!("0x{}", crate::x509::hex(n))
+}
+
+/// The URIs of a CRLDistributionPoints-syntax value (also the freshestCRL syntax): the `fullName`
+/// uniformResourceIdentifiers of each distribution point. Malformed DER is an error.
+fn dist_point_uris(v: &[u8]) -> Result<Vec<String>, String> {
+    let bad = || "malformed distribution points (freshestCRL)".to_string();
+    let outer = tlv::single(v).filter(|t| t.tag == 0x30).ok_or_else(bad)?;
+    let mut out = Vec::new();
+    for dp in tlv::children(outer.content).ok_or_else(bad)? {
+        if dp.tag != 0x30 {
+            return Err(bad());
+        }
+        let parts = tlv::children(dp.content).ok_or_else(bad)?;
+        // distributionPoint [0] { fullName [0] GeneralNames | nameRelativeToCRLIssuer [1] }
+        let Some(dpn) = parts.iter().find(|t| t.tag == 0xa0) else {
+            continue;
+        };
+        for name in tlv::children(dpn.content).ok_or_else(bad)? {
+            if name.tag != 0xa0 {
+                continue;
+            }
+            for gn in tlv::children(name.content).ok_or_else(bad)? {
+                if gn.tag == 0x86 {
+                    let uri = std::str::from_utf8(gn.content).map_err(|_| bad())?;
+                    out.push(uri.to_owned());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The freshestCRL URIs of a certificate (empty when it has none).
+fn cert_freshest_crl(cert: &Cert) -> Result<Vec<String>, String> {
+    use der::Decode as _;
+    if !cert.has_freshest_crl() {
+        return Ok(Vec::new());
+    }
+    let parsed = x509_cert::Certificate::from_der(&cert.der)
+        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
+    let ext = parsed
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .find(|e| e.extn_id.to_string() == OID_FRESHEST_CRL)
+        .ok_or("the certificate's freshestCRL extension cannot be read")?;
+    dist_point_uris(ext.extn_value.as_bytes())
+        .map_err(|e| format!("the certificate's freshestCRL: {e}"))
+}
+
+/// `Some(description)` when `serial` is revoked (or on hold) at `signing_time` according to
+/// `base` merged with its validated `delta`. Any permanent revocation in either list revokes; of
+/// the temporary entries (certificateHold, removeFromCRL) the most recent decides, and on equal
+/// revocation times the delta CRL's entry wins over the base CRL's (it is the newer statement).
+fn lookup(
+    base: &Crl,
+    delta: Option<&Crl>,
+    serial: &[u8],
+    signing_time: Option<i64>,
+) -> Result<Option<String>, String> {
+    let all = base.entries.iter().map(|e| (e, false)).chain(
+        delta
+            .into_iter()
+            .flat_map(|d| d.entries.iter().map(|e| (e, true))),
+    );
+    let mut latest_temp: Option<(&Entry, bool)> = None;
+    for (e, from_delta) in all.filter(|(e, _)| e.serial == serial) {
+        if let Some(oid) = &e.unsupported_critical {
+            return Err(format!(
+                "unsupported critical extension {oid} in the CRL entry"
+            ));
+        }
+        if let (Some(st), Some(inv)) = (signing_time, e.invalidity)
+            && st < inv
+        {
+            // Signed before the key became invalid: not revoked at signing time.
+            continue;
+        }
+        match e.reason {
+            Some(REASON_CERTIFICATE_HOLD) | Some(REASON_REMOVE_FROM_CRL) => {
+                if latest_temp.is_none_or(|(l, l_delta)| {
+                    (l.revocation_time, l_delta) < (e.revocation_time, from_delta)
+                }) {
+                    latest_temp = Some((e, from_delta));
+                }
+            }
+            r => {
+                return Ok(Some(format!(
+                    "revoked on {} (reason {}{})",
+                    format_rfc3339(e.revocation_time),
+                    reason_name(r),
+                    if from_delta { ", delta CRL" } else { "" }
+                )));
+            }
+        }
+    }
+    Ok(latest_temp
+        .filter(|(e, _)| e.reason == Some(REASON_CERTIFICATE_HOLD))
+        .map(|(e, _)| {
+            format!(
+                "on hold since {} (reason certificateHold)",
+                format_rfc3339(e.revocation_time)
+            )
+        }))
+}
+
 impl Crl {
-    fn parse(bytes: &[u8]) -> Result<Self, String> {
+    fn parse(bytes: &Arc<Vec<u8>>, url: &str) -> Result<Self, String> {
         use der::{Decode as _, Encode as _};
         let list =
             x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(bytes)
                 .map_err(|e| format!("not a DER X.509 CRL: {e}"))?;
         let tbs = &list.tbs_cert_list;
-        let extensions = tbs
-            .crl_extensions
-            .as_ref()
-            .map(|exts| {
-                exts.iter()
-                    .map(|e| (e.extn_id.to_string(), e.critical))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut extensions = Vec::new();
+        let (mut number, mut delta_base, mut freshest, mut idp) = (None, None, None, None);
+        for e in tbs.crl_extensions.iter().flatten() {
+            let oid = e.extn_id.to_string();
+            let v = e.extn_value.as_bytes();
+            match oid.as_str() {
+                OID_CRL_NUMBER => number = Some(parse_crl_number(v, "cRLNumber")?),
+                OID_DELTA_CRL_INDICATOR => {
+                    delta_base = Some(parse_crl_number(v, "deltaCRLIndicator")?);
+                }
+                OID_FRESHEST_CRL => {
+                    freshest = Some(dist_point_uris(v).map_err(|e| format!("the CRL's {e}"))?);
+                }
+                OID_IDP => idp = Some(v.to_vec()),
+                _ => {}
+            }
+            extensions.push((oid, e.critical));
+        }
         let mut entries = Vec::new();
         for rc in tbs.revoked_certificates.iter().flatten() {
             let mut entry = Entry {
@@ -604,6 +822,12 @@ impl Crl {
             entries.push(entry);
         }
         Ok(Self {
+            url: url.to_owned(),
+            der: bytes.clone(),
+            number,
+            delta_base,
+            freshest,
+            idp,
             issuer: tbs
                 .issuer
                 .to_der()
@@ -615,7 +839,10 @@ impl Crl {
         })
     }
 
-    fn validate(&self, der: &[u8], issuer: &Cert, now: i64) -> Result<(), String> {
+    /// The checks every CRL (complete or delta) must pass: issued and signed by `issuer`, fresh
+    /// (`nextUpdate` present and not passed, `thisUpdate` not in the future) and no unsupported
+    /// critical extension.
+    fn validate_common(&self, issuer: &Cert, now: i64) -> Result<(), String> {
         if self.issuer != issuer.subject_der() {
             return Err(format!(
                 "the CRL issuer is not the certificate's issuer {:?}",
@@ -625,7 +852,7 @@ impl Crl {
         if let Some(p) = issuer.crl_signer_problem() {
             return Err(p);
         }
-        if !signed_by(der, issuer) {
+        if !signed_by(&self.der, issuer) {
             return Err(format!(
                 "the CRL is not signed by CA {:?} (signature verification failed)",
                 issuer.subject()
@@ -647,10 +874,7 @@ impl Crl {
         }
         for (oid, critical) in &self.extensions {
             match oid.as_str() {
-                OID_IDP => {}
-                OID_FRESHEST_CRL | OID_DELTA_CRL_INDICATOR => {
-                    return Err("delta CRLs are not supported".into());
-                }
+                OID_IDP | OID_FRESHEST_CRL | OID_DELTA_CRL_INDICATOR => {}
                 _ if *critical => {
                     return Err(format!("unsupported critical extension {oid} in the CRL"));
                 }
@@ -660,43 +884,57 @@ impl Crl {
         Ok(())
     }
 
-    /// `Some(description)` when `serial` is revoked (or on hold) at `signing_time`.
-    fn lookup(&self, serial: &[u8], signing_time: Option<i64>) -> Result<Option<String>, String> {
-        let mut latest_temp: Option<&Entry> = None;
-        for e in self.entries.iter().filter(|e| e.serial == serial) {
-            if let Some(oid) = &e.unsupported_critical {
-                return Err(format!(
-                    "unsupported critical extension {oid} in the CRL entry"
-                ));
-            }
-            if let (Some(st), Some(inv)) = (signing_time, e.invalidity)
-                && st < inv
-            {
-                // Signed before the key became invalid: not revoked at signing time.
-                continue;
-            }
-            match e.reason {
-                Some(REASON_CERTIFICATE_HOLD) | Some(REASON_REMOVE_FROM_CRL) => {
-                    if latest_temp.is_none_or(|l| l.revocation_time < e.revocation_time) {
-                        latest_temp = Some(e);
-                    }
-                }
-                r => {
-                    return Ok(Some(format!(
-                        "revoked on {} (reason {})",
-                        format_rfc3339(e.revocation_time),
-                        reason_name(r)
-                    )));
-                }
-            }
+    /// A CRL named by a distribution point must be complete: a delta CRL there is refused.
+    fn validate_base(&self, issuer: &Cert, now: i64) -> Result<(), String> {
+        self.validate_common(issuer, now)?;
+        if self.delta_base.is_some() {
+            return Err(
+                "the CRL is a delta CRL (deltaCRLIndicator) where a complete CRL is expected"
+                    .into(),
+            );
         }
-        Ok(latest_temp
-            .filter(|e| e.reason == Some(REASON_CERTIFICATE_HOLD))
-            .map(|e| {
-                format!(
-                    "on hold since {} (reason certificateHold)",
-                    format_rfc3339(e.revocation_time)
-                )
-            }))
+        Ok(())
+    }
+
+    /// RFC 5280 §5.2.4 / notation-core-go: the delta CRL passes the common checks against the same
+    /// issuer, carries a deltaCRLIndicator whose base CRL number is not greater than the base
+    /// CRL's cRLNumber, has a cRLNumber greater than the base CRL's, and covers the same scope
+    /// (the same issuingDistributionPoint, or none on both).
+    fn validate_delta(&self, base: &Crl, issuer: &Cert, now: i64) -> Result<(), String> {
+        self.validate_common(issuer, now)?;
+        let min_base = self
+            .delta_base
+            .as_ref()
+            .ok_or("the CRL has no deltaCRLIndicator extension: it is not a delta CRL")?;
+        let base_number = base
+            .number
+            .as_ref()
+            .ok_or("the base CRL has no cRLNumber to match the delta CRL against")?;
+        let number = self
+            .number
+            .as_ref()
+            .ok_or("the delta CRL has no cRLNumber")?;
+        if cmp_number(number, base_number).is_le() {
+            return Err(format!(
+                "the delta CRL number {} is not greater than the base CRL number {}",
+                show_number(number),
+                show_number(base_number)
+            ));
+        }
+        if cmp_number(min_base, base_number).is_gt() {
+            return Err(format!(
+                "the delta CRL's base CRL number (deltaCRLIndicator) {} is greater than the base \
+                 CRL number {}: the delta does not apply to this base CRL",
+                show_number(min_base),
+                show_number(base_number)
+            ));
+        }
+        if self.idp != base.idp {
+            return Err(
+                "the delta CRL's issuingDistributionPoint differs from the base CRL's (another scope)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }

@@ -2,9 +2,12 @@
 //! → leaf chain whose certificates name CRL distribution points (or an OCSP responder) on that
 //! server, CRLs signed with rcgen and OCSP responses built here, and each outcome notation defines
 //! (good, revoked, on hold, released from hold, CRL signed by another key, expired, missing,
-//! oversized, server down, delta CRL, invalidityDate against the signing time; OCSP good, revoked
+//! oversized, server down, invalidityDate against the signing time; OCSP good, revoked
 //! and unknown with the CRL fallback, delegated responders, expired and foreign-signed responses)
-//! through `verify_signature_with` under each verification level.
+//! through `verify_signature_with` under each verification level. Delta CRLs (rcgen CRLs re-signed
+//! with freshestCRL / deltaCRLIndicator added): a delta revoking, a delta removeFromCRL releasing a
+//! base hold, a delta for another base number, not a delta, expired, signed by another key, or
+//! unreachable, and the certificate's own freshestCRL.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -281,10 +284,14 @@ impl CrlSpec {
 }
 
 fn crl(spec: &CrlSpec, params: &CertificateParams, key: &KeyPair) -> Vec<u8> {
+    crl_numbered(spec, 1, params, key)
+}
+
+fn crl_numbered(spec: &CrlSpec, number: u64, params: &CertificateParams, key: &KeyPair) -> Vec<u8> {
     let p = CertificateRevocationListParams {
         this_update: at!(spec.this_update),
         next_update: at!(spec.next_update),
-        crl_number: SerialNumber::from(1u64),
+        crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
         revoked_certs: spec
             .revoked
@@ -678,8 +685,371 @@ async fn offline_checking_is_unknown_and_non_revokable_certificates_pass() {
     assert!(v.passed(), "{}", v.reason());
 }
 
+/// An intermediate CRL numbered `number` with extra CRL extensions `(oid, critical, value)` added
+/// after rcgen's (rcgen cannot write freshestCRL or deltaCRLIndicator), re-signed with `key`.
+fn crl_ext(
+    spec: &CrlSpec,
+    number: u64,
+    exts: &[(&str, bool, Vec<u8>)],
+    params: &CertificateParams,
+    key: &KeyPair,
+) -> Vec<u8> {
+    use der::{Decode as _, Encode as _};
+    use rcgen::SigningKey as _;
+    let plain = crl_numbered(spec, number, params, key);
+    let mut list =
+        x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&plain)
+            .unwrap();
+    let list_exts = list
+        .tbs_cert_list
+        .crl_extensions
+        .get_or_insert_with(Vec::new);
+    for (oid, critical, value) in exts {
+        list_exts.push(x509_cert::ext::Extension {
+            extn_id: der::asn1::ObjectIdentifier::new(oid).unwrap(),
+            critical: *critical,
+            extn_value: der::asn1::OctetString::new(value.clone()).unwrap(),
+        });
+    }
+    let tbs = list.tbs_cert_list.to_der().unwrap();
+    list.signature = der::asn1::BitString::from_bytes(&key.sign(&tbs).unwrap()).unwrap();
+    list.to_der().unwrap()
+}
+
+const FRESHEST_CRL: &str = "2.5.29.46";
+const DELTA_CRL_INDICATOR: &str = "2.5.29.27";
+
+/// A base CRL of the intermediate, number `number`, naming `delta_url` in its freshestCRL.
+fn base_crl(p: &Pki, spec: &CrlSpec, number: u64, delta_url: &str) -> Vec<u8> {
+    crl_ext(
+        spec,
+        number,
+        &[(FRESHEST_CRL, false, dist_points(delta_url))],
+        &p.int_params,
+        &p.int_key,
+    )
+}
+
+/// A delta CRL of the intermediate, number `number`, completing base CRL number `base` (critical
+/// deltaCRLIndicator), signed with `key`.
+fn delta_crl(p: &Pki, spec: &CrlSpec, number: u64, base: u64, key: &KeyPair) -> Vec<u8> {
+    crl_ext(
+        spec,
+        number,
+        &[(DELTA_CRL_INDICATOR, true, uint(base))],
+        &p.int_params,
+        key,
+    )
+}
+
+/// The leaf's result from a fresh checker (a new run, no cache).
+async fn leaf_status(p: &Pki) -> sigil_notary::revocation::CertRevocation {
+    let mut r = online().check_chain(&p.chain, None, now()).await;
+    assert_eq!(r.len(), 3);
+    r.remove(0)
+}
+
 #[tokio::test]
-async fn delta_crls_are_unsupported_and_unknown() {
+async fn delta_crl_revoking_a_certificate_the_base_crl_does_not() {
+    let (srv, p) = setup().await;
+    srv.put("/root.crl", p.root_crl(&CrlSpec::fresh(vec![])));
+    let t = now();
+    srv.put(
+        "/int.crl",
+        base_crl(
+            &p,
+            &CrlSpec::fresh(vec![(999, None, t - 500)]),
+            10,
+            &srv.url("/delta.crl"),
+        ),
+    );
+    // An empty delta: the base and the delta are both consulted and the leaf is good.
+    srv.put(
+        "/delta.crl",
+        delta_crl(&p, &CrlSpec::fresh(vec![]), 11, 10, &p.int_key),
+    );
+    let before = srv.hits();
+    let r = leaf_status(&p).await;
+    assert_eq!(
+        (r.result, r.method),
+        (RevocationResult::Ok, RevocationMethod::Crl),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(srv.hits() - before, 3, "base, delta and the root's CRL");
+    assert!(run(&p, "strict", json!({}), &online()).await.passed());
+    // The delta revokes the leaf (keyCompromise) after the base was issued.
+    srv.put(
+        "/delta.crl",
+        delta_crl(
+            &p,
+            &CrlSpec::fresh(vec![(
+                LEAF_SERIAL,
+                Some(RevocationReason::KeyCompromise),
+                t - 30,
+            )]),
+            11,
+            10,
+            &p.int_key,
+        ),
+    );
+    let r = leaf_status(&p).await;
+    assert_eq!(r.result, RevocationResult::Revoked);
+    let why = r.revoked.unwrap();
+    assert!(
+        why.contains("keyCompromise") && why.contains("delta CRL") && why.contains("/delta.crl"),
+        "{why}"
+    );
+    let v = run(&p, "strict", json!({}), &online()).await;
+    assert!(!v.passed());
+    let e = revocation_error(&v).unwrap();
+    assert!(
+        e.contains("is revoked") && e.contains("keyCompromise"),
+        "{e}"
+    );
+    // A delta built on an older base (indicator 7 ≤ 10) still applies.
+    srv.put(
+        "/delta.crl",
+        delta_crl(
+            &p,
+            &CrlSpec::fresh(vec![(LEAF_SERIAL, None, t - 30)]),
+            12,
+            7,
+            &p.int_key,
+        ),
+    );
+    assert_eq!(leaf_status(&p).await.result, RevocationResult::Revoked);
+}
+
+#[tokio::test]
+async fn delta_remove_from_crl_releases_a_base_hold() {
+    let (srv, p) = setup().await;
+    srv.put("/root.crl", p.root_crl(&CrlSpec::fresh(vec![])));
+    let t = now();
+    let hold = vec![(
+        LEAF_SERIAL,
+        Some(RevocationReason::CertificateHold),
+        t - 100,
+    )];
+    srv.put(
+        "/int.crl",
+        base_crl(&p, &CrlSpec::fresh(hold), 20, &srv.url("/delta.crl")),
+    );
+    // An empty delta leaves the hold in force.
+    srv.put(
+        "/delta.crl",
+        delta_crl(&p, &CrlSpec::fresh(vec![]), 21, 20, &p.int_key),
+    );
+    let r = leaf_status(&p).await;
+    assert_eq!(r.result, RevocationResult::Revoked);
+    assert!(r.revoked.unwrap().contains("certificateHold"));
+    // removeFromCRL in the delta releases it, whether dated after the hold or (as CAs often
+    // write it) with the hold's own date.
+    for when in [t - 50, t - 100] {
+        srv.put(
+            "/delta.crl",
+            delta_crl(
+                &p,
+                &CrlSpec::fresh(vec![(
+                    LEAF_SERIAL,
+                    Some(RevocationReason::RemoveFromCrl),
+                    when,
+                )]),
+                21,
+                20,
+                &p.int_key,
+            ),
+        );
+        let r = leaf_status(&p).await;
+        assert_eq!(r.result, RevocationResult::Ok, "{when}: {:?}", r.errors);
+        assert!(run(&p, "strict", json!({}), &online()).await.passed());
+    }
+    // A removeFromCRL older than the hold does not release it.
+    srv.put(
+        "/delta.crl",
+        delta_crl(
+            &p,
+            &CrlSpec::fresh(vec![(
+                LEAF_SERIAL,
+                Some(RevocationReason::RemoveFromCrl),
+                t - 200,
+            )]),
+            21,
+            20,
+            &p.int_key,
+        ),
+    );
+    assert_eq!(leaf_status(&p).await.result, RevocationResult::Revoked);
+    // A permanent revocation in the base is not undone by a delta removeFromCRL.
+    srv.put(
+        "/int.crl",
+        base_crl(
+            &p,
+            &CrlSpec::fresh(vec![(LEAF_SERIAL, None, t - 100)]),
+            20,
+            &srv.url("/delta.crl"),
+        ),
+    );
+    srv.put(
+        "/delta.crl",
+        delta_crl(
+            &p,
+            &CrlSpec::fresh(vec![(
+                LEAF_SERIAL,
+                Some(RevocationReason::RemoveFromCrl),
+                t - 10,
+            )]),
+            21,
+            20,
+            &p.int_key,
+        ),
+    );
+    assert_eq!(leaf_status(&p).await.result, RevocationResult::Revoked);
+}
+
+#[tokio::test]
+async fn delta_crl_for_another_base_or_not_a_delta_is_unknown() {
+    let (srv, p) = setup().await;
+    srv.put("/root.crl", p.root_crl(&CrlSpec::fresh(vec![])));
+    srv.put(
+        "/int.crl",
+        base_crl(&p, &CrlSpec::fresh(vec![]), 10, &srv.url("/delta.crl")),
+    );
+    let unknown = |r: &sigil_notary::revocation::CertRevocation, needle: &str| {
+        assert_eq!(r.result, RevocationResult::Unknown, "{:?}", r.errors);
+        let e = r.errors.join("; ");
+        assert!(e.contains(needle), "{e}");
+    };
+    // deltaCRLIndicator 11 > base CRL number 10: built on a newer base than the one served.
+    srv.put(
+        "/delta.crl",
+        delta_crl(&p, &CrlSpec::fresh(vec![]), 12, 11, &p.int_key),
+    );
+    unknown(&leaf_status(&p).await, "deltaCRLIndicator");
+    let v = run(&p, "strict", json!({}), &online()).await;
+    assert!(!v.passed());
+    assert!(
+        v.reason().contains("revocation status is unknown"),
+        "{}",
+        v.reason()
+    );
+    // Delta number not greater than the base's.
+    srv.put(
+        "/delta.crl",
+        delta_crl(&p, &CrlSpec::fresh(vec![]), 10, 9, &p.int_key),
+    );
+    unknown(
+        &leaf_status(&p).await,
+        "not greater than the base CRL number",
+    );
+    // A complete CRL (no deltaCRLIndicator) at the freshestCRL location.
+    srv.put("/delta.crl", p.int_crl(&CrlSpec::fresh(vec![])));
+    unknown(&leaf_status(&p).await, "no deltaCRLIndicator");
+    // An expired delta CRL.
+    let t = now();
+    srv.put(
+        "/delta.crl",
+        delta_crl(
+            &p,
+            &CrlSpec {
+                revoked: vec![],
+                this_update: t - 7200,
+                next_update: t - 60,
+                invalidity: None,
+            },
+            11,
+            10,
+            &p.int_key,
+        ),
+    );
+    unknown(&leaf_status(&p).await, "expired CRL");
+    // A delta CRL served where a complete CRL is expected.
+    srv.put(
+        "/int.crl",
+        delta_crl(&p, &CrlSpec::fresh(vec![]), 11, 10, &p.int_key),
+    );
+    unknown(&leaf_status(&p).await, "a complete CRL is expected");
+}
+
+#[tokio::test]
+async fn delta_crl_signed_by_another_key_is_unknown() {
+    let (srv, p) = setup().await;
+    srv.put("/root.crl", p.root_crl(&CrlSpec::fresh(vec![])));
+    srv.put(
+        "/int.crl",
+        base_crl(&p, &CrlSpec::fresh(vec![]), 10, &srv.url("/delta.crl")),
+    );
+    // Same issuer name and numbers, another key; it would even say the leaf is good.
+    let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    srv.put(
+        "/delta.crl",
+        delta_crl(&p, &CrlSpec::fresh(vec![]), 11, 10, &other),
+    );
+    let r = leaf_status(&p).await;
+    assert_eq!(r.result, RevocationResult::Unknown);
+    let e = r.errors.join("; ");
+    assert!(
+        e.contains("delta CRL") && e.contains("not signed by CA"),
+        "{e}"
+    );
+    let v = run(&p, "strict", json!({}), &online()).await;
+    assert!(!v.passed());
+    // Under permissive the unknown status is logged, not enforced.
+    let v = run(&p, "permissive", json!({}), &online()).await;
+    assert!(v.passed(), "{}", v.reason());
+    assert!(
+        v.warnings()
+            .join("\n")
+            .contains("revocation status is unknown")
+    );
+}
+
+#[tokio::test]
+async fn delta_crl_url_down_is_unknown() {
+    // Base CRL naming a delta location on a port that was bound and released.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (srv, p) = setup().await;
+    srv.put("/root.crl", p.root_crl(&CrlSpec::fresh(vec![])));
+    srv.put(
+        "/int.crl",
+        base_crl(
+            &p,
+            &CrlSpec::fresh(vec![]),
+            10,
+            &format!("http://127.0.0.1:{port}/delta.crl"),
+        ),
+    );
+    let r = leaf_status(&p).await;
+    assert_eq!(r.result, RevocationResult::Unknown);
+    let e = r.errors.join("; ");
+    assert!(e.contains("failed to download delta CRL"), "{e}");
+    let v = run(&p, "strict", json!({}), &online()).await;
+    assert!(!v.passed());
+    assert!(
+        v.reason().contains("revocation status is unknown"),
+        "{}",
+        v.reason()
+    );
+    // Missing (404) on a live server: unknown as well.
+    srv.put(
+        "/int.crl",
+        base_crl(
+            &p,
+            &CrlSpec::fresh(vec![]),
+            10,
+            &srv.url("/missing-delta.crl"),
+        ),
+    );
+    let r = leaf_status(&p).await;
+    assert_eq!(r.result, RevocationResult::Unknown);
+    assert!(r.errors.join("; ").contains("404"), "{:?}", r.errors);
+}
+
+#[tokio::test]
+async fn certificate_freshest_crl_is_used_when_the_base_names_none() {
     let srv = CrlServer::start().await;
     let p = pki_with(
         Some(srv.url("/int.crl")),
@@ -687,18 +1057,33 @@ async fn delta_crls_are_unsupported_and_unknown() {
         Some(&srv.url("/delta.crl")),
         None,
     );
-    srv.put("/int.crl", p.int_crl(&CrlSpec::fresh(vec![])));
-    // The parser sees the freshestCRL URI as a distribution point of the same syntax.
+    // The freshestCRL URI is not taken for a (complete) distribution point.
     assert_eq!(p.chain[0].crl_distribution_points(), [srv.url("/int.crl")]);
     assert!(p.chain[0].has_freshest_crl() && !p.chain[1].has_freshest_crl());
-    let v = run(&p, "strict", json!({}), &online()).await;
-    assert!(!v.passed());
-    assert!(v.reason().contains("delta CRL"), "{}", v.reason());
-    assert_eq!(
-        srv.hits(),
-        0,
-        "nothing downloaded for an unsupported certificate"
+    // A plain base CRL (number 1, no freshestCRL) and no delta published yet: unknown.
+    srv.put("/int.crl", p.int_crl(&CrlSpec::fresh(vec![])));
+    let r = leaf_status(&p).await;
+    assert_eq!(r.result, RevocationResult::Unknown);
+    assert!(r.errors.join("; ").contains("delta CRL"), "{:?}", r.errors);
+    // The certificate's delta CRL is published and revokes the leaf.
+    srv.put(
+        "/delta.crl",
+        delta_crl(
+            &p,
+            &CrlSpec::fresh(vec![(LEAF_SERIAL, None, now() - 20)]),
+            2,
+            1,
+            &p.int_key,
+        ),
     );
+    assert_eq!(leaf_status(&p).await.result, RevocationResult::Revoked);
+    // An empty one: good.
+    srv.put(
+        "/delta.crl",
+        delta_crl(&p, &CrlSpec::fresh(vec![]), 2, 1, &p.int_key),
+    );
+    let r = leaf_status(&p).await;
+    assert_eq!(r.result, RevocationResult::Ok, "{:?}", r.errors);
 }
 
 #[tokio::test]
