@@ -170,23 +170,13 @@ impl Envelope {
 
 /// Maps a cosign `--type` short name to its predicate type URI (URIs are returned as given).
 pub fn predicate_type_uri(t: &str) -> Result<String, String> {
-    Ok(match t {
-        "custom" => "https://cosign.sigstore.dev/attestation/v1",
-        "slsaprovenance" | "slsaprovenance02" => "https://slsa.dev/provenance/v0.2",
-        "slsaprovenance1" => "https://slsa.dev/provenance/v1",
-        "spdx" | "spdxjson" => "https://spdx.dev/Document",
-        "cyclonedx" => "https://cyclonedx.org/bom",
-        "link" => "https://in-toto.io/Link/v1",
-        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
-        "openvex" => "https://openvex.dev/ns",
-        uri if uri.contains("://") => uri,
-        other => {
-            return Err(format!(
-                "unknown predicate type {other:?} (use a short name or a URI)"
-            ));
-        }
+    match sigil_sigstore::known_predicate_type(t) {
+        Some(uri) => Ok(uri.to_owned()),
+        None if t.contains("://") => Ok(t.to_owned()),
+        None => Err(format!(
+            "unknown predicate type {t:?} (use a short name or a URI)"
+        )),
     }
-    .to_owned())
 }
 
 /// An in-toto Statement v1 about `repo@digest`.

@@ -30,5 +30,6 @@ pub use crypto::PublicKey;
 pub use error::{SigstoreError, VerifyFailure};
 pub use trust::TrustedRoot;
 pub use verify::{
-    Artifact, CertificateSummary, Matcher, Policy, Verified, predicate_type_uri, verify_bundle,
+    Artifact, CertificateSummary, Matcher, Policy, Verified, known_predicate_type,
+    predicate_type_uri, verify_bundle,
 };

@@ -95,9 +95,10 @@ pub struct Verified {
     pub payload: Option<(String, Vec<u8>)>,
 }
 
-/// Maps cosign's `--type` short names to predicate type URIs (anything else is returned verbatim).
-pub fn predicate_type_uri(t: &str) -> &str {
-    match t {
+/// The predicate type URI of a cosign `--type` short name (`slsaprovenance1`, `spdxjson`, ...), if `t`
+/// is one.
+pub fn known_predicate_type(t: &str) -> Option<&'static str> {
+    Some(match t {
         "custom" => "https://cosign.sigstore.dev/attestation/v1",
         "slsaprovenance" | "slsaprovenance02" => "https://slsa.dev/provenance/v0.2",
         "slsaprovenance1" => "https://slsa.dev/provenance/v1",
@@ -106,8 +107,13 @@ pub fn predicate_type_uri(t: &str) -> &str {
         "link" => "https://in-toto.io/Link/v1",
         "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
         "openvex" => "https://openvex.dev/ns",
-        other => other,
-    }
+        _ => return None,
+    })
+}
+
+/// Maps cosign's `--type` short names to predicate type URIs (anything else is returned verbatim).
+pub fn predicate_type_uri(t: &str) -> &str {
+    known_predicate_type(t).unwrap_or(t)
 }
 
 /// DSSE pre-authentication encoding.
